@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `upload-purger` command line: the worker and its companions.
+@main
+struct UploadPurger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upload-purger",
+        abstract: "Consumes upload deletion requests from Kafka and deletes them in bulk through the DatoCMS API.",
+        subcommands: []
+    )
+}
