@@ -10,7 +10,7 @@ let package = Package(
     name: "upload-purger",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "upload-purger", targets: ["upload-purger"]),
+        .executable(name: "upload-purger", targets: ["upload-purger"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),

@@ -1,0 +1,113 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// What librdkafka's callbacks reach through the handle's opaque pointer. It lives as long as the handle that
+/// points at it (the owning client keeps both), and is safe to use from librdkafka's threads.
+final class KafkaClientContext: Sendable {
+    let logger: Logger
+    let rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)?
+    private let state = Mutex(State())
+
+    private struct State {
+        var fatalError: KafkaError?
+        var lastError: KafkaError?
+        var consumerLag: [TopicPartition: Int64] = [:]
+    }
+
+    init(logger: Logger, rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)? = nil) {
+        self.logger = logger
+        self.rebalanceHandler = rebalanceHandler
+    }
+
+    var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+    static func from(_ rk: OpaquePointer?) -> KafkaClientContext? {
+        guard let rk, let opaque = rd_kafka_opaque(rk) else { return nil }
+        return Unmanaged<KafkaClientContext>.fromOpaque(opaque).takeUnretainedValue()
+    }
+
+    /// The fatal error librdkafka raised on this instance, if any: once set, the instance is unusable.
+    var fatalError: KafkaError? { state.withLock { $0.fatalError } }
+
+    /// The last asynchronous error (for example all brokers down), for health reporting.
+    var lastError: KafkaError? { state.withLock { $0.lastError } }
+
+    var consumerLag: [TopicPartition: Int64] { state.withLock { $0.consumerLag } }
+
+    func record(error: KafkaError) {
+        state.withLock {
+            $0.lastError = error
+            if error.isFatal { $0.fatalError = error }
+        }
+    }
+
+    func record(consumerLag: [TopicPartition: Int64]) {
+        state.withLock { $0.consumerLag = consumerLag }
+    }
+
+    /// Installs the callbacks every client uses: logs, errors and statistics.
+    func installCommonCallbacks(on conf: OpaquePointer) {
+        rd_kafka_conf_set_opaque(conf, opaque)
+        rd_kafka_conf_set_log_cb(conf) { rk, level, facility, message in
+            guard let context = KafkaClientContext.from(rk), let facility, let message else { return }
+            context.logger.log(
+                level: Logger.Level(syslog: level), "librdkafka",
+                metadata: ["facility": "\(String(cString: facility))", "detail": "\(String(cString: message))"])
+        }
+        rd_kafka_conf_set_error_cb(conf) { rk, code, reason, _ in
+            guard let context = KafkaClientContext.from(rk) else { return }
+            var error = KafkaError(code: KafkaError.Code(rawValue: code), message: reason.map { String(cString: $0) })
+            if code == RD_KAFKA_RESP_ERR__FATAL.rawValue, let rk {
+                var text = [CChar](repeating: 0, count: 512)
+                let underlying = rd_kafka_fatal_error(rk, &text, text.count)
+                error = KafkaError(
+                    code: KafkaError.Code(underlying), message: String(nulTerminated: text), isRetriable: false,
+                    isFatal: true)
+            }
+            context.record(error: error)
+            context.logger.warning("Kafka client error", metadata: ["error": "\(error)"])
+        }
+        rd_kafka_conf_set_stats_cb(conf) { rk, json, length, _ in
+            guard let context = KafkaClientContext.from(rk), let json else { return 0 }
+            let bytes = Data(bytes: json, count: length)
+            if let lag = KafkaStatistics.consumerLag(fromJSON: bytes) { context.record(consumerLag: lag) }
+            return 0
+        }
+    }
+
+    /// Hands a rebalance to Swift and waits for the handler, so that revoked partitions are drained and
+    /// committed before librdkafka releases them. Called on the consumer's poll thread, never on Swift's
+    /// cooperative pool, so blocking here stalls only that thread.
+    func deliverAndWait(_ event: RebalanceEvent) {
+        guard let handler = rebalanceHandler else { return }
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await handler(event)
+            done.signal()
+        }
+        done.wait()
+    }
+}
+
+extension Logger.Level {
+    /// Maps a syslog level (librdkafka's) to a swift-log level.
+    init(syslog level: Int32) {
+        switch level {
+        case ...2: self = .critical
+        case 3: self = .error
+        case 4: self = .warning
+        case 5: self = .notice
+        case 6: self = .info
+        default: self = .debug
+        }
+    }
+}
+
+extension String {
+    /// Decodes a NUL-terminated C string buffer filled by librdkafka.
+    init(nulTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

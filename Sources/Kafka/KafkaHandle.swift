@@ -1,0 +1,58 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// Owns one `rd_kafka_t` and the context its callbacks use; frees the handle when released.
+///
+/// librdkafka handles are thread-safe, so the pointer may be used from any thread; what is not thread-safe
+/// (closing) is guarded here.
+final class KafkaHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    private let context: KafkaClientContext
+    private let isConsumer: Bool
+    private let closed = Atomic<Bool>(false)
+
+    /// Creates the handle; takes ownership of `conf` (destroyed here on failure).
+    init(type: rd_kafka_type_t, conf: OpaquePointer, context: KafkaClientContext) throws(KafkaError) {
+        var errorText = [CChar](repeating: 0, count: 512)
+        guard let pointer = rd_kafka_new(type, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(
+                code: .invalidConfiguration, message: String(nulTerminated: errorText), isRetriable: false)
+        }
+        self.pointer = pointer
+        self.context = context
+        self.isConsumer = type == RD_KAFKA_CONSUMER
+    }
+
+    var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+    /// Leaves the consumer group, serving the final rebalance, for at most `timeout`. Returns whether the
+    /// consumer closed in time. Blocking: call it on the consumer's own queue.
+    func closeConsumer(within timeout: Duration) -> Bool {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return true }
+        let queue = rd_kafka_queue_new(pointer)!
+        defer { rd_kafka_queue_destroy(queue) }
+        if let error = rd_kafka_consumer_close_queue(pointer, queue) {
+            context.logger.warning(
+                "Closing the consumer failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+            return false
+        }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while rd_kafka_consumer_closed(pointer) == 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            _ = rd_kafka_queue_poll_callback(queue, 50)
+        }
+        return true
+    }
+
+    deinit {
+        // A consumer is closed explicitly (with a deadline) or, when dropped without closing, left abruptly:
+        // never let destruction block on a group that cannot be reached.
+        if isConsumer {
+            rd_kafka_destroy_flags(pointer, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        } else {
+            rd_kafka_destroy(pointer)
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import CRdKafka
+
+/// Builds an `rd_kafka_conf_t` from properties, in order, so that later properties win.
+///
+/// Ownership of the returned configuration passes to `rd_kafka_new` on success; on failure the caller
+/// destroys it.
+enum NativeConfiguration {
+    static func make(_ layers: [[String: String]]) throws(KafkaError) -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var merged: [String: String] = [:]
+        for layer in layers { merged.merge(layer) { _, new in new } }
+        for (name, value) in merged.sorted(by: { $0.key < $1.key }) {
+            var errorText = [CChar](repeating: 0, count: 512)
+            let result = rd_kafka_conf_set(conf, name, value, &errorText, errorText.count)
+            guard result == RD_KAFKA_CONF_OK else {
+                rd_kafka_conf_destroy(conf)
+                // The value is left out on purpose: a property may hold a secret (sasl.password).
+                let reason = result == RD_KAFKA_CONF_UNKNOWN ? "unknown property" : "invalid value"
+                throw KafkaError(
+                    code: .invalidConfiguration, message: "librdkafka property \(name): \(reason)", isRetriable: false)
+            }
+        }
+        return conf
+    }
+}

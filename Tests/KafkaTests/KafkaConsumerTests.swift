@@ -1,0 +1,193 @@
+import Foundation
+import Kafka
+import Synchronization
+import Testing
+
+@Suite("Kafka consumer on the mock cluster", .serialized, .timeLimit(.minutes(2)))
+struct KafkaConsumerTests {
+    @Test func deliversEveryMessageOnceInPartitionOrderWithHeaders() async throws {
+        let fixture = try KafkaFixture()
+        let producer = try fixture.producer()
+        try await fixture.produce(10_000, with: producer)
+        let consumer = try fixture.consumer(group: "group-\(UUID())")
+        let messages = try await consume(consumer) { $0.count >= 10_000 }
+
+        #expect(messages.count == 10_000)
+        #expect(Set(messages.map(\.index)) == Set(0..<10_000))
+        for partition in fixture.allPartitions {
+            let offsets = messages.filter { $0.topicPartition == partition }.map(\.offset)
+            #expect(offsets == Array(0..<Int64(offsets.count)), "partition \(partition) out of order")
+        }
+        for message in messages {
+            #expect(message.key == Array("key-\(message.index)".utf8))
+            #expect(
+                message.headers == [
+                    KafkaHeader(name: "index", text: "\(message.index)"), KafkaHeader(name: "empty", value: nil),
+                ])
+            #expect(message.timestamp != nil)
+        }
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test func newMemberResumesExactlyAfterTheLastStoredOffset() async throws {
+        let fixture = try KafkaFixture()
+        let producer = try fixture.producer()
+        try await fixture.produce(1_000, with: producer)
+        let group = "group-\(UUID())"
+
+        let first = try fixture.consumer(group: group)
+        let all = try await consume(first) { $0.count >= 1_000 }
+        #expect(all.count == 1_000)
+        var processed: Set<Int> = []
+        var stored: [TopicPartition: Int64] = [:]
+        for partition in fixture.allPartitions {
+            let messages = all.filter { $0.topicPartition == partition }.sorted { $0.offset < $1.offset }
+            let firstHalf = messages.prefix(messages.count / 2)
+            processed.formUnion(firstHalf.map(\.index))
+            if let last = firstHalf.last { stored[partition] = last.offset + 1 }
+        }
+        try first.storeOffsets(stored)
+        try await first.commit()
+        await first.close()
+
+        let second = try fixture.consumer(group: group)
+        let rest = try await consume(second) { processed.count + $0.count >= 1_000 }
+        #expect(rest.count == 1_000 - processed.count)
+        #expect(Set(rest.map(\.index)).isDisjoint(with: processed))
+        #expect(processed.union(rest.map(\.index)) == Set(0..<1_000))
+        for partition in fixture.allPartitions {
+            let firstOffset = rest.filter { $0.topicPartition == partition }.map(\.offset).min()
+            #expect(firstOffset == (stored[partition] ?? 0) || firstOffset == nil)
+        }
+        let committed = try await second.committedOffsets(for: fixture.allPartitions)
+        for partition in fixture.allPartitions {
+            #expect(committed[partition] == .some(stored[partition]))
+        }
+        await second.close()
+        await producer.close()
+    }
+
+    @Test func remainingMemberTakesOverRevokedPartitionsWithoutLoss() async throws {
+        let fixture = try KafkaFixture(partitions: 4)
+        let producer = try fixture.producer()
+        let group = "group-\(UUID())"
+        let logA = RebalanceLog()
+        let logB = RebalanceLog()
+        let memberA = try fixture.consumer(group: group, rebalanceHandler: logA.handler)
+        let memberB = try fixture.consumer(group: group, rebalanceHandler: logB.handler)
+        logA.attach(memberA)
+        logB.attach(memberB)
+        try await fixture.produce(400, with: producer)
+
+        // Both members poll until the group has split the partitions between them.
+        let processedA = ProcessedSet()
+        let processedB = ProcessedSet()
+        async let pollingA = pollProcessing(memberA, into: processedA) {
+            (try? memberA.assignment().count) ?? 0 > 0 && (try? memberB.assignment().count) ?? 0 > 0
+                && processedA.count + processedB.count >= 400
+        }
+        async let pollingB = pollProcessing(memberB, into: processedB) {
+            (try? memberA.assignment().count) ?? 0 > 0 && (try? memberB.assignment().count) ?? 0 > 0
+                && processedA.count + processedB.count >= 400
+        }
+        _ = try await (pollingA, pollingB)
+        let assignedA = try memberA.assignment()
+        let assignedB = try memberB.assignment()
+        #expect(assignedA.isDisjoint(with: assignedB))
+        #expect(assignedA.union(assignedB) == Set(fixture.allPartitions))
+
+        // A leaves: its revocation reaches Swift while still assigned; B must then own everything.
+        async let leaving: Void = memberA.close(timeout: .seconds(10))
+        async let takingOver = pollProcessing(memberB, into: processedB) {
+            (try? memberB.assignment()) == Set(fixture.allPartitions)
+        }
+        _ = try await (leaving, takingOver)
+        #expect(logA.revokedWhileAssigned)
+        #expect(logA.events.contains { if case .revoked(let parts, false) = $0 { parts.count > 0 } else { false } })
+
+        try await fixture.produce(400, from: 400, with: producer)
+        _ = try await pollProcessing(memberB, into: processedB) {
+            processedA.indices.union(processedB.indices).count >= 800
+        }
+        #expect(processedA.indices.union(processedB.indices) == Set(0..<800))
+        await memberB.close()
+        await producer.close()
+    }
+
+    @Test func pausedMemberStaysInGroupBeyondMaxPollIntervalAndResumes() async throws {
+        let fixture = try KafkaFixture()
+        let producer = try fixture.producer()
+        let log = RebalanceLog()
+        let consumer = try fixture.consumer(
+            group: "group-\(UUID())",
+            properties: ["session.timeout.ms": "6000", "max.poll.interval.ms": "6000"],
+            rebalanceHandler: log.handler)
+        log.attach(consumer)
+        _ = try await poll(consumer) { try consumer.assignment().count == 3 }
+        let assigned = try consumer.assignment()
+        #expect(assigned.count == 3)
+        try consumer.pause(assigned)
+        try await fixture.produce(300, with: producer)
+
+        // Longer than max.poll.interval.ms (the mock cluster's minimum session timeout is 6 s) of polling while paused.
+        let whilePaused = try await poll(consumer, timeout: .seconds(8)) { false }
+        #expect(whilePaused.isEmpty)
+        #expect(try consumer.assignment() == assigned)
+        #expect(log.events.count == 1, "no rebalance while paused: \(log.events)")
+
+        try consumer.resume(assigned)
+        let afterResume = try await consume(consumer) { $0.count >= 300 }
+        #expect(Set(afterResume.map(\.index)) == Set(0..<300))
+        #expect(afterResume.count == 300)
+        await consumer.close()
+        await producer.close()
+    }
+
+    @Test func reportsConsumerLagFromStatistics() async throws {
+        let fixture = try KafkaFixture()
+        let producer = try fixture.producer()
+        try await fixture.produce(600, with: producer)
+        let consumer = try fixture.consumer(group: "group-\(UUID())")
+        let messages = try await consume(consumer) { $0.count >= 600 }
+        var stored: [TopicPartition: Int64] = [:]
+        for partition in fixture.allPartitions {
+            let offsets = messages.filter { $0.topicPartition == partition }.map(\.offset).sorted()
+            stored[partition] = offsets[offsets.count / 2]
+        }
+        try consumer.storeOffsets(stored)
+        try await consumer.commit()
+        let expectedLag = fixture.allPartitions.map { partition in
+            Int64(messages.filter { $0.topicPartition == partition }.count) - stored[partition]!
+        }.reduce(0, +)
+        _ = try await poll(consumer) {
+            consumer.consumerLag.count == 3 && consumer.consumerLag.values.reduce(0, +) == expectedLag
+        }
+        #expect(consumer.consumerLag.values.reduce(0, +) == expectedLag)
+        await consumer.close()
+        await producer.close()
+    }
+}
+
+/// Indices a member has processed; every processed message has its offset stored.
+final class ProcessedSet: Sendable {
+    private let state = Mutex<Set<Int>>([])
+    var indices: Set<Int> { state.withLock { $0 } }
+    var count: Int { state.withLock { $0.count } }
+    func insert(_ values: [Int]) { state.withLock { $0.formUnion(values) } }
+}
+
+/// Polls, "processes" each message (records it, then stores its offset), until `condition` holds.
+func pollProcessing(
+    _ consumer: KafkaConsumer, into processed: ProcessedSet, timeout: Duration = .seconds(40),
+    until condition: @Sendable () -> Bool
+) async throws {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while !condition(), ContinuousClock.now < deadline {
+        let messages = try await consumer.poll(maxMessages: 500, timeout: .milliseconds(100))
+        processed.insert(messages.map(\.index))
+        var offsets: [TopicPartition: Int64] = [:]
+        for message in messages { offsets[message.topicPartition] = message.offset + 1 }
+        try? consumer.storeOffsets(offsets)
+    }
+}

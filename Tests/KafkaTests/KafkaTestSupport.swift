@@ -1,0 +1,125 @@
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+import Testing
+
+/// A 3-broker mock cluster with one fresh topic, shared helpers for producing and consuming.
+struct KafkaFixture {
+    let cluster: MockCluster
+    let topic: String
+    let partitions: Int32
+
+    init(partitions: Int32 = 3, brokers: Int32 = 3) throws {
+        cluster = try MockCluster(brokers: brokers, logger: testLogger)
+        topic = "test-\(UUID().uuidString.prefix(8))"
+        self.partitions = partitions
+        try cluster.createTopic(topic, partitions: partitions)
+    }
+
+    var allPartitions: [TopicPartition] {
+        (0..<partitions).map { TopicPartition(topic: topic, partition: $0) }
+    }
+
+    func producer(_ properties: [String: String] = [:]) throws -> KafkaProducer {
+        try KafkaProducer(
+            configuration: KafkaProducerConfiguration(
+                bootstrapServers: cluster.bootstrapServers, properties: properties),
+            logger: testLogger)
+    }
+
+    func consumer(
+        group: String, properties: [String: String] = [:],
+        rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)? = nil
+    ) throws -> KafkaConsumer {
+        var merged = [
+            "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
+            "auto.commit.interval.ms": "500",
+        ]
+        merged.merge(properties) { _, new in new }
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: cluster.bootstrapServers, groupID: group, properties: merged,
+                statisticsInterval: .milliseconds(200)),
+            logger: testLogger, rebalanceHandler: rebalanceHandler)
+        try consumer.subscribe(topics: [topic])
+        return consumer
+    }
+
+    /// Produces `count` messages keyed `key-i` with value `value-i` and two headers, all acknowledged.
+    func produce(_ count: Int, from start: Int = 0, with producer: KafkaProducer) async throws {
+        let topic = self.topic
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in start..<(start + count) {
+                if index - start >= 1000 { try await group.next() }
+                group.addTask {
+                    _ = try await producer.send(
+                        KafkaRecord(
+                            topic: topic, key: Array("key-\(index)".utf8), value: Array("value-\(index)".utf8),
+                            headers: [
+                                KafkaHeader(name: "index", text: "\(index)"), KafkaHeader(name: "empty", value: nil),
+                            ]))
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
+
+let testLogger: Logger = {
+    var logger = Logger(label: "kafka-tests")
+    logger.logLevel = .critical
+    return logger
+}()
+
+/// Polls until `done` says enough was received or `timeout` passes; returns everything received.
+func consume(
+    _ consumer: KafkaConsumer, timeout: Duration = .seconds(30),
+    until done: ([KafkaMessage]) -> Bool
+) async throws -> [KafkaMessage] {
+    var received: [KafkaMessage] = []
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while !done(received), ContinuousClock.now < deadline {
+        received += try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(100))
+    }
+    return received
+}
+
+/// Polls (serving rebalances) until `condition` holds or `timeout` passes; returns what was received meanwhile.
+func poll(
+    _ consumer: KafkaConsumer, timeout: Duration = .seconds(30), until condition: () throws -> Bool
+) async throws -> [KafkaMessage] {
+    var received: [KafkaMessage] = []
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while try !condition(), ContinuousClock.now < deadline {
+        received += try await consumer.poll(maxMessages: 1000, timeout: .milliseconds(100))
+    }
+    return received
+}
+
+extension KafkaMessage {
+    var index: Int { Int(String(decoding: value ?? [], as: UTF8.self).dropFirst("value-".count))! }
+}
+
+/// Records rebalance events and whether revoked partitions were still assigned when Swift saw them.
+final class RebalanceLog: Sendable {
+    private let state = Mutex<(events: [RebalanceEvent], consumer: KafkaConsumer?, revokedWhileAssigned: Bool)>(
+        ([], nil, true))
+
+    func attach(_ consumer: KafkaConsumer) { state.withLock { $0.consumer = consumer } }
+
+    var events: [RebalanceEvent] { state.withLock { $0.events } }
+    var revokedWhileAssigned: Bool { state.withLock { $0.revokedWhileAssigned } }
+
+    var handler: @Sendable (RebalanceEvent) async -> Void {
+        { [self] event in
+            state.withLock { state in
+                state.events.append(event)
+                if case .revoked(let partitions, _) = event, let consumer = state.consumer {
+                    let assigned = (try? consumer.assignment()) ?? []
+                    if !Set(partitions).isSubset(of: assigned) { state.revokedWhileAssigned = false }
+                }
+            }
+        }
+    }
+}
