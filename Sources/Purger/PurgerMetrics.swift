@@ -1,0 +1,38 @@
+import Foundation
+import Kafka
+import Metrics
+
+/// The worker's metrics (CONTRACT section 7), reported through swift-metrics; the API client reports its own
+/// (`purger_api_requests_total`, rate-limit waits, job durations, polls per job).
+struct PurgerMetrics: Sendable {
+    let requestsConsumed = Counter(label: "purger_requests_consumed_total")
+    let batchesSubmitted = Counter(label: "purger_batches_submitted_total")
+    let batchSize = Recorder(label: "purger_batch_size", aggregate: true)
+    let uploadsSuccessful = Counter(label: "purger_uploads_deleted_total", dimensions: [("outcome", "successful")])
+    let uploadsFailed = Counter(label: "purger_uploads_deleted_total", dimensions: [("outcome", "failed")])
+    let inFlightJobs = Gauge(label: "purger_in_flight_jobs")
+    let pausedPartitions = Gauge(label: "purger_paused_partitions")
+    let endToEndLatency = Metrics.Timer(label: "purger_end_to_end_latency_seconds", preferredDisplayUnit: .seconds)
+    let deadLetters = Counter(label: "purger_dead_letters_total")
+
+    func invalidRequest(code: String) {
+        Counter(label: "purger_invalid_requests_total", dimensions: [("code", code)]).increment()
+    }
+
+    func completion(status: String) {
+        Counter(label: "purger_batches_completed_total", dimensions: [("status", status)]).increment()
+    }
+
+    func endToEnd(since start: Date, until end: Date) {
+        endToEndLatency.recordNanoseconds(Int64(max(0, end.timeIntervalSince(start)) * 1_000_000_000))
+    }
+
+    func consumerLag(_ lag: [TopicPartition: Int64]) {
+        for (partition, value) in lag {
+            Gauge(
+                label: "purger_consumer_lag",
+                dimensions: [("topic", partition.topic), ("partition", String(partition.partition))]
+            ).record(value)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import DatoCMS
+import Foundation
+import Logging
+import Purger
+import ServiceLifecycle
+
+/// `upload-purger run`: the worker, configured by environment variables and same-named flags.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the worker: consume deletion requests, delete in bulk, publish completion events.",
+        discussion: """
+            Every setting is an environment variable and a flag of the same name in kebab case \
+            (PURGER_BATCH_MAX_SIZE is --batch-max-size); flags win. A missing or invalid setting stops \
+            start-up with exit code 2 and one line naming it.
+
+            \(SettingsTable.render())
+            """
+    )
+
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: ArgumentHelp("Settings as --name value or --name=value.", valueName: "settings"))
+    var settings: [String] = []
+
+    func run() async throws {
+        let configuration: PurgerConfiguration
+        let required: (kafkaBootstrapServers: String, apiToken: APIToken)
+        do {
+            configuration = try PurgerConfiguration.load(
+                environment: ProcessInfo.processInfo.environment, flags: try FlagParser.parse(settings),
+                readFile: { path in try String(contentsOfFile: path, encoding: .utf8) })
+            required = try configuration.requireForRun()
+        } catch {
+            FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+
+        LoggingSystem.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        let logger = Logger(label: "upload-purger")
+        let client = CMAClient(
+            configuration: CMAClientConfiguration(
+                apiToken: required.apiToken, baseURL: configuration.datocmsBaseURL.absoluteString,
+                defaultEnvironment: configuration.datocmsEnvironment, rateLimit: configuration.rateLimit,
+                jobTimeout: configuration.jobTimeout),
+            logger: logger)
+        let worker = PurgeWorker(
+            settings: PurgeWorker.Settings(
+                configuration: configuration, bootstrapServers: required.kafkaBootstrapServers),
+            client: client, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Reads `--name value` and `--name=value` pairs into a dictionary keyed by name.
+enum FlagParser {
+    static func parse(_ arguments: [String]) throws(ConfigurationError) -> [String: String] {
+        var flags: [String: String] = [:]
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let argument = arguments[index]
+            guard argument.hasPrefix("--"), argument.count > 2 else {
+                throw ConfigurationError(setting: argument, message: "is not a --flag; settings are --name value")
+            }
+            let body = argument.dropFirst(2)
+            if let equals = body.firstIndex(of: "=") {
+                flags[String(body[..<equals])] = String(body[body.index(after: equals)...])
+            } else {
+                index += 1
+                guard index < arguments.endIndex else {
+                    throw ConfigurationError(setting: argument, message: "needs a value")
+                }
+                flags[String(body)] = arguments[index]
+            }
+            index += 1
+        }
+        return flags
+    }
+}
+
+/// The configuration reference as plain text, for `--help`.
+enum SettingsTable {
+    static func render() -> String {
+        let rows = PurgerConfiguration.settings
+        let width = rows.map { ($0.flagName.map { "--\($0)" } ?? $0.environmentName).count }.max() ?? 0
+        return "SETTINGS (variable, flag, default):\n"
+            + rows.map { row in
+                let flag = row.flagName.map { "--\($0)" } ?? ""
+                let defaultText = row.defaultText.isEmpty ? "" : " [default: \(row.defaultText)]"
+                return "  \(row.environmentName)\n    \(flag.padding(toLength: width, withPad: " ", startingAt: 0)) "
+                    + "\(row.meaning)\(defaultText)"
+            }.joined(separator: "\n")
+    }
+}
