@@ -13,7 +13,7 @@ extension CMAClient {
         "NOT_FOUND", "MAINTENANCE_MODE", "MISSING_UPLOAD_IDS", "RATE_LIMIT_EXCEEDED",
     ]
     /// How often one batch is resubmitted after lost responses or failed (5xx) jobs before giving up.
-    static let maximumRecoveryRounds = 3
+    static let maximumRecoveryRounds = 4
 
     /// Deletes `ids` (duplicates ignored) as one bulk operation, end to end.
     ///

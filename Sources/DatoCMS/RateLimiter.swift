@@ -8,6 +8,10 @@
 ///   (every request the server counted might have been made just now). Grants that the server had already counted
 ///   are counted again, which errs on the safe side. With no fresh server view (start, after idling) grants are
 ///   paced at `window / limit` so a cold start cannot burst before the first response arrives.
+/// - **Sharing**: when the server has counted more requests than this process made (another replica uses the token),
+///   a tenth of the budget is left unspent and the rest is paced over a quarter window (`window / 4 / available`)
+///   instead of sent at once, so replicas that see the same `Remaining` do not all spend it. A process alone on its
+///   token is neither paced nor held back.
 /// - **429**: no grant before `X-RateLimit-Reset` seconds have passed; without the header, none for one window.
 ///
 /// Submissions may use the whole budget; polls and lookups leave a tenth of it (at least one request when the budget
@@ -68,6 +72,7 @@ public struct RateLimiter: Sendable {
     private var nextSequence: UInt64 = 0
     private var lastGrant: ContinuousClock.Instant?
     private var observation: Observation?
+    private var sharedUntil: ContinuousClock.Instant?
     /// No grant before this instant (set by 429s).
     public private(set) var blockedUntil: ContinuousClock.Instant?
 
@@ -96,8 +101,15 @@ public struct RateLimiter: Sendable {
         }
         if let observation, observation.expiresAt > now {
             let usedSince = Int(truncatingIfNeeded: nextSequence &- 1 &- observation.afterSequence)
-            if observation.remaining - reserve - usedSince <= 0, observation.expiresAt > earliest {
-                earliest = observation.expiresAt
+            let shared = sharedUntil.map { $0 > now } ?? false
+            // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
+            let sharingMargin = shared ? max(1, limit / 10) : 0
+            let available = observation.remaining - reserve - sharingMargin - usedSince
+            if available <= 0 {
+                if observation.expiresAt > earliest { earliest = observation.expiresAt }
+            } else if shared, let lastGrant {
+                let paced = lastGrant + window / 4 / available
+                if paced > earliest { earliest = paced }
             }
         } else if let lastGrant {
             let paced = lastGrant + window / limit
@@ -130,6 +142,12 @@ public struct RateLimiter: Sendable {
             return
         }
         if let remaining = feedback.remaining {
+            let limit = feedback.limit ?? effectiveLimit
+            let countedByServer = limit - remaining
+            let madeHere = grants.filter { $0 + configured.window > now }.count
+            if countedByServer > madeHere + 1 {
+                sharedUntil = now + configured.window
+            }
             let isNewer = observation.map { $0.expiresAt <= now || ticket.sequence >= $0.afterSequence } ?? true
             if isNewer {
                 observation = Observation(

@@ -55,7 +55,7 @@ struct SimulatorState {
     var nextJobNumber = 4235
     var acceptedTimes: [ContinuousClock.Instant] = []
     var receivedTimes: [ContinuousClock.Instant] = []
-    var resetUntil: ContinuousClock.Instant?
+    var issuedResets: [(issuedAt: ContinuousClock.Instant, until: ContinuousClock.Instant)] = []
     var stats = SimulatorStats()
 
     init(configuration: SimulatorConfiguration) {
@@ -91,7 +91,11 @@ struct SimulatorState {
         guard let authorization = request.authorization, authorization == "Bearer \(configuration.apiToken)" else {
             return error(401, "INVALID_AUTHORIZATION_HEADER", details: [:], endpoint: request.route)
         }
-        if let resetUntil, now < resetUntil { stats.requestsBeforeReset += 1 }
+        // A request sent before its client could have seen the 429 (in flight, or within 50 ms) is not early.
+        issuedResets.removeAll { $0.until <= now }
+        if issuedResets.contains(where: { now >= $0.issuedAt + .milliseconds(50) }) {
+            stats.requestsBeforeReset += 1
+        }
         acceptedTimes.removeAll { $0 + window <= now }
         let limit = configuration.rateLimit.requests
         if acceptedTimes.count >= limit {
@@ -300,7 +304,7 @@ struct SimulatorState {
     ) -> SimulatedResponse {
         stats.rateLimited += 1
         let until = now + .seconds(resetSeconds)
-        if resetUntil.map({ until > $0 }) ?? true { resetUntil = until }
+        issuedResets.append((now, until))
         var response = error(429, "RATE_LIMIT_EXCEEDED", details: [:], transient: true, endpoint: request.route)
         response.headers = [
             ("X-RateLimit-Limit", String(configuration.rateLimit.requests)), ("X-RateLimit-Remaining", "0"),

@@ -20,7 +20,8 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
     public var requests: [String: [String: Int]] = [:]
     /// 429 responses (over the limit or load shedding).
     public var rateLimited = 0
-    /// Requests that arrived before the `X-RateLimit-Reset` of an earlier 429 to the same token had passed.
+    /// Requests that arrived before the `X-RateLimit-Reset` of an earlier 429 to the same token had passed (requests
+    /// arriving within 50 ms of the 429 are not counted: their client could not have seen it yet).
     public var requestsBeforeReset = 0
     /// The most API requests received in any window of the rate limit's length.
     public var maxRequestsInWindow = 0

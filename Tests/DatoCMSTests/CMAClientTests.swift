@@ -152,7 +152,7 @@ import Testing
     }
 
     @Test func lostPostResponsesGiveExactCountsWithoutDeletingTwice() async throws {
-        let faults = SimulatorFaults(lostPostResponse: 0.5)
+        let faults = SimulatorFaults(lostPostResponse: 0.3)
         try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.15, faults: faults)) {
             simulator, url in
             let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
@@ -240,7 +240,7 @@ import Testing
     }
 
     @Test func pollsAboutOncePerJobAndNoticesCompletionPromptly() async throws {
-        var configuration = Harness.simulatorConfiguration(uploads: 2000)
+        var configuration = Harness.simulatorConfiguration(uploads: 3500)
         configuration.jobBaseDuration = .milliseconds(150)
         configuration.jobPerUploadDuration = .milliseconds(1)
         try await Harness.withSimulator(configuration) { simulator, url in
@@ -250,8 +250,8 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for stream in 0..<3 {
                     group.addTask {
-                        var start = stream * 600
-                        for index in 0..<24 {
+                        var start = stream * 1100
+                        for index in 0..<40 {
                             let size = sizes[index % sizes.count]
                             _ = try await client.destroyUploads(Array(all[start..<(start + size)]), environment: nil)
                             start += size
@@ -261,7 +261,7 @@ import Testing
                 try await group.waitForAll()
             }
             let stats = simulator.stats()
-            let measured = stats.jobs.suffix(48)
+            let measured = stats.jobs.suffix(72)
             let polls = Double(measured.reduce(0) { $0 + $1.polls }) / Double(measured.count)
             let delays = measured.compactMap { job in
                 job.noticedAfterSeconds.map { ($0 - job.durationSeconds) / job.durationSeconds }

@@ -74,12 +74,17 @@ import Testing
     @Test func tightensWhenTheServerHasLessRemainingThanLocalBelief() {
         var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
         guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else { return }
-        // Another replica spent most of the budget: only 2 requests remain.
-        limiter.record(.init(limit: 60, remaining: 2), for: ticket, at: start + .milliseconds(10))
-        let now = start + .milliseconds(100)
-        var granted = 0
-        while case .granted = limiter.acquire(at: now, priority: .submission) { granted += 1 }
-        #expect(granted == 2)
+        // Another replica spent most of the budget: only 8 requests remain, of which a tenth of the budget (6) is
+        // kept back while the token is shared.
+        limiter.record(.init(limit: 60, remaining: 8), for: ticket, at: start + .milliseconds(10))
+        var granted: [ContinuousClock.Instant] = []
+        var now = start + .milliseconds(10)
+        while now < start + .milliseconds(3000) {
+            if case .granted = limiter.acquire(at: now, priority: .submission) { granted.append(now) }
+            now += .milliseconds(1)
+        }
+        #expect(granted.count == 2)
+        #expect(granted.count == 2 && granted[1] - granted[0] >= .milliseconds(375), "paced, not a burst")
         #expect(limiter.acquire(at: now, priority: .submission) == .wait(until: start + .milliseconds(3010)))
     }
 
