@@ -1,0 +1,158 @@
+/// The process-wide request budget as a pure state machine: callers pass the time and get a decision.
+///
+/// Three constraints, the tightest wins:
+/// - **Local sliding window**: at most `limit` grants in any `window` (the configured `DATOCMS_RATE_LIMIT`, lowered
+///   to the server's `X-RateLimit-Limit` when that is smaller).
+/// - **Server view**: `X-RateLimit-Remaining` is the only truth shared by replicas using one token. After a response
+///   saying `r` requests remain, at most `r` grants made after that request are allowed until one window has passed
+///   (every request the server counted might have been made just now). Grants that the server had already counted
+///   are counted again, which errs on the safe side. With no fresh server view (start, after idling) grants are
+///   paced at `window / limit` so a cold start cannot burst before the first response arrives.
+/// - **Sharing**: when the server has counted more requests than this process made (another replica uses the token),
+///   a tenth of the budget is left unspent and the rest is paced over a quarter window (`window / 4 / available`)
+///   instead of sent at once, so replicas that see the same `Remaining` do not all spend it. A process alone on its
+///   token is neither paced nor held back.
+/// - **429**: no grant before `X-RateLimit-Reset` seconds have passed; without the header, none for one window.
+///
+/// Submissions may use the whole budget; polls and lookups leave a tenth of it (at least one request when the budget
+/// is 10 or more) so new work is never starved by polling.
+public struct RateLimiter: Sendable {
+    /// Who is asking; polls and lookups leave a reserve for submissions.
+    public enum Priority: Sendable, Equatable {
+        /// A bulk-destroy POST: useful work, may use the whole budget.
+        case submission
+        /// A job-result poll, an uploads lookup or a ping.
+        case background
+    }
+
+    /// Proof of a grant, handed back with the response headers so they can be matched to the request.
+    public struct Ticket: Sendable, Equatable {
+        /// Grants are numbered in order.
+        public let sequence: UInt64
+    }
+
+    /// The outcome of ``acquire(at:priority:)``.
+    public enum Decision: Sendable, Equatable {
+        /// Send now; the grant is recorded.
+        case granted(Ticket)
+        /// Ask again at this instant (another caller may take the slot first).
+        case wait(until: ContinuousClock.Instant)
+    }
+
+    /// What a response told us about the server's budget.
+    public struct ServerFeedback: Sendable, Equatable {
+        /// `X-RateLimit-Limit`.
+        public var limit: Int?
+        /// `X-RateLimit-Remaining`.
+        public var remaining: Int?
+        /// `X-RateLimit-Reset` in seconds, when the response was a 429.
+        public var resetSeconds: Double?
+        /// Whether the response was a 429.
+        public var rateLimited: Bool
+
+        /// Creates feedback from parsed headers.
+        public init(limit: Int? = nil, remaining: Int? = nil, resetSeconds: Double? = nil, rateLimited: Bool = false) {
+            self.limit = limit
+            self.remaining = remaining
+            self.resetSeconds = resetSeconds
+            self.rateLimited = rateLimited
+        }
+    }
+
+    private struct Observation {
+        var afterSequence: UInt64
+        var remaining: Int
+        var expiresAt: ContinuousClock.Instant
+    }
+
+    /// The configured budget.
+    public let configured: RateLimit
+    private var serverLimit: Int?
+    private var grants: [ContinuousClock.Instant] = []
+    private var nextSequence: UInt64 = 0
+    private var lastGrant: ContinuousClock.Instant?
+    private var observation: Observation?
+    private var sharedUntil: ContinuousClock.Instant?
+    /// No grant before this instant (set by 429s).
+    public private(set) var blockedUntil: ContinuousClock.Instant?
+
+    /// A limiter with the configured budget and no history.
+    public init(_ rateLimit: RateLimit) {
+        self.configured = rateLimit
+    }
+
+    /// Requests allowed per window: the configured budget, lowered to the server's `X-RateLimit-Limit`.
+    public var effectiveLimit: Int { max(1, min(configured.requests, serverLimit ?? .max)) }
+
+    /// Grants the request now, or says when to ask again.
+    public mutating func acquire(at now: ContinuousClock.Instant, priority: Priority) -> Decision {
+        let window = configured.window
+        let limit = effectiveLimit
+        let reserve = priority == .submission ? 0 : limit / 10
+        if let first = grants.first, first + window <= now {
+            grants.removeAll { $0 + window <= now }
+        }
+        var earliest = now
+        if let blockedUntil, blockedUntil > earliest { earliest = blockedUntil }
+        let needed = grants.count + reserve - limit
+        if needed >= 0 {
+            let expiring = grants[min(needed, grants.count - 1)] + window
+            if expiring > earliest { earliest = expiring }
+        }
+        if let observation, observation.expiresAt > now {
+            let usedSince = Int(truncatingIfNeeded: nextSequence &- 1 &- observation.afterSequence)
+            let shared = sharedUntil.map { $0 > now } ?? false
+            // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
+            let sharingMargin = shared ? max(1, limit / 10) : 0
+            let available = observation.remaining - reserve - sharingMargin - usedSince
+            if available <= 0 {
+                if observation.expiresAt > earliest { earliest = observation.expiresAt }
+            } else if shared, let lastGrant {
+                let paced = lastGrant + window / 4 / available
+                if paced > earliest { earliest = paced }
+            }
+        } else if let lastGrant {
+            let paced = lastGrant + window / limit
+            if paced > earliest { earliest = paced }
+        }
+        if earliest > now {
+            return .wait(until: earliest)
+        }
+        let ticket = Ticket(sequence: nextSequence)
+        nextSequence += 1
+        grants.append(now)
+        lastGrant = now
+        return .granted(ticket)
+    }
+
+    /// Learns from the rate-limit headers of the response to the request holding `ticket`.
+    public mutating func record(_ feedback: ServerFeedback, for ticket: Ticket, at now: ContinuousClock.Instant) {
+        if let limit = feedback.limit, limit > 0 { serverLimit = limit }
+        if feedback.rateLimited {
+            let wait: Duration
+            if let reset = feedback.resetSeconds, reset >= 0 {
+                wait = .milliseconds(Int64((reset * 1000).rounded(.up)))
+            } else {
+                wait = configured.window
+            }
+            let until = now + wait
+            if blockedUntil.map({ until > $0 }) ?? true { blockedUntil = until }
+            // The server's budget is spent until the reset; after it, pace until a response tells us more.
+            observation = Observation(afterSequence: ticket.sequence, remaining: 0, expiresAt: until)
+            return
+        }
+        if let remaining = feedback.remaining {
+            let limit = feedback.limit ?? effectiveLimit
+            let countedByServer = limit - remaining
+            let madeHere = grants.filter { $0 + configured.window > now }.count
+            if countedByServer > madeHere + 1 {
+                sharedUntil = now + configured.window
+            }
+            let isNewer = observation.map { $0.expiresAt <= now || ticket.sequence >= $0.afterSequence } ?? true
+            if isNewer {
+                observation = Observation(
+                    afterSequence: ticket.sequence, remaining: max(0, remaining), expiresAt: now + configured.window)
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+public import DatoCMS
+
+/// How the simulated Content Management API behaves.
+public struct SimulatorConfiguration: Sendable {
+    /// Interface to bind. Default `127.0.0.1`.
+    public var host: String
+    /// Port to bind; `0` picks a free one. Default `0`.
+    public var port: Int
+    /// The only API token accepted (`Authorization: Bearer <token>`).
+    public var apiToken: String
+    /// Environments served: `nil` is the primary environment (no `X-Environment` header), strings are sandboxes.
+    public var environments: [String?]
+    /// Uploads seeded into each environment.
+    public var uploadsPerEnvironment: Int
+    /// Fraction of seeded uploads used by records (their deletion fails).
+    public var inUseFraction: Double
+    /// Seed of every random choice (ids, in-use set, job jitter, faults).
+    public var seed: UInt64
+    /// Requests allowed per token in any window; more get 429 with `X-RateLimit-Reset`.
+    public var rateLimit: RateLimit
+    /// Fixed part of a job's duration.
+    public var jobBaseDuration: Duration
+    /// Cost per upload id of a job's duration.
+    public var jobPerUploadDuration: Duration
+    /// Relative jitter of job durations: each job takes `(base + n·perUpload) · (1 ± jitter)`, uniformly.
+    public var jobJitter: Double
+    /// Upload ids the API refuses outright: a bulk request containing one gets `422 INVALID_FIELD`.
+    public var refusedUploadIDs: Set<String>
+    /// Injected failures.
+    public var faults: SimulatorFaults
+
+    /// Creates a configuration; every parameter has a default suited to tests.
+    public init(
+        host: String = "127.0.0.1", port: Int = 0, apiToken: String = "simulator-token",
+        environments: [String?] = [nil, "staging"], uploadsPerEnvironment: Int = 1000, inUseFraction: Double = 0.1,
+        seed: UInt64 = 42, rateLimit: RateLimit = .datoCMSDefault, jobBaseDuration: Duration = .milliseconds(500),
+        jobPerUploadDuration: Duration = .milliseconds(5), jobJitter: Double = 0.1,
+        refusedUploadIDs: Set<String> = [], faults: SimulatorFaults = .init()
+    ) {
+        self.host = host
+        self.port = port
+        self.apiToken = apiToken
+        self.environments = environments
+        self.uploadsPerEnvironment = uploadsPerEnvironment
+        self.inUseFraction = inUseFraction
+        self.seed = seed
+        self.rateLimit = rateLimit
+        self.jobBaseDuration = jobBaseDuration
+        self.jobPerUploadDuration = jobPerUploadDuration
+        self.jobJitter = jobJitter
+        self.refusedUploadIDs = refusedUploadIDs
+        self.faults = faults
+    }
+}
+
+/// Probabilities (0…1) of injected failures, drawn per request.
+public struct SimulatorFaults: Sendable, Equatable {
+    /// `500` with an HTML body, before anything is done.
+    public var serverError500Html: Double
+    /// `503 SERVICE_UNAVAILABLE` with `transient: true`, before anything is done.
+    public var unavailable503Transient: Double
+    /// `429` although the token is within its limit ("DatoCMS under load"), with `X-RateLimit-Reset`.
+    public var loadShedding429: Double
+    /// Seconds in the `X-RateLimit-Reset` of load-shedding 429s.
+    public var loadSheddingResetSeconds: Int
+    /// Responses delayed by ``slowResponseDelay`` before processing.
+    public var slowResponse: Double
+    /// Delay of slow responses.
+    public var slowResponseDelay: Duration
+    /// Bulk-destroy POSTs accepted (the job starts and will delete) whose connection is then closed without an
+    /// answer.
+    public var lostPostResponse: Double
+    /// Jobs that finish with status 500 and delete nothing.
+    public var failedJob500: Double
+
+    /// No faults unless given.
+    public init(
+        serverError500Html: Double = 0, unavailable503Transient: Double = 0, loadShedding429: Double = 0,
+        loadSheddingResetSeconds: Int = 1, slowResponse: Double = 0, slowResponseDelay: Duration = .seconds(2),
+        lostPostResponse: Double = 0, failedJob500: Double = 0
+    ) {
+        self.serverError500Html = serverError500Html
+        self.unavailable503Transient = unavailable503Transient
+        self.loadShedding429 = loadShedding429
+        self.loadSheddingResetSeconds = loadSheddingResetSeconds
+        self.slowResponse = slowResponse
+        self.slowResponseDelay = slowResponseDelay
+        self.lostPostResponse = lostPostResponse
+        self.failedJob500 = failedJob500
+    }
+}

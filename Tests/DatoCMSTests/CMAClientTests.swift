@@ -1,0 +1,279 @@
+import DatoCMS
+import DatoCMSSimulator
+import Testing
+
+@Suite struct CMAClientTests {
+    @Test func deletesUploadsAndReportsExactCounts() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(150))
+            let outcome = try await client.destroyUploads(ids + ids.prefix(10), environment: nil)
+            #expect(outcome.status == .completed)
+            #expect(outcome.requested == 150)
+            #expect(outcome.successful == 150)
+            #expect(outcome.failed == 0)
+            #expect(outcome.failedUploadIDs == [])
+            #expect(outcome.jobIDs.count == 1)
+            #expect(outcome.jobStatus == 200)
+            #expect(outcome.attempts == 1)
+            #expect(outcome.polls >= 1)
+            #expect(outcome.error == nil)
+            #expect(simulator.existingUploadIDs(environment: nil).isDisjoint(with: ids))
+            #expect(simulator.stats().deletions == 150)
+            #expect(simulator.uploadIDs(environment: "staging").count == 400)
+            #expect(simulator.existingUploadIDs(environment: "staging").count == 400, "other environment untouched")
+        }
+    }
+
+    @Test func deletesInTheRequestedEnvironment() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: "staging").prefix(20))
+            let outcome = try await client.destroyUploads(ids, environment: "staging")
+            #expect(outcome.successful == 20)
+            #expect(simulator.stats().uploadsLeft == ["primary": 400, "staging": 380])
+        }
+    }
+
+    @Test func splitsMoreThanTwoHundredIdsIntoSeveralJobs() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(350))
+            let outcome = try await client.destroyUploads(ids, environment: nil)
+            #expect(outcome.jobIDs.count == 2)
+            #expect(outcome.successful == 350)
+            #expect(outcome.attempts == 2)
+        }
+    }
+
+    @Test func countsInUseAndUnknownIdsAsFailed() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.2)) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(100))
+            let inUse = simulator.inUseUploadIDs(environment: nil).intersection(ids)
+            #expect(!inUse.isEmpty)
+            let unknown = ["AAAAAAAAAAAAAAAAAAAAAA", "999999999999999"].compactMap(UploadID.init(validating:))
+
+            let named = try await client.destroyUploads(ids, environment: nil)
+            #expect(named.status == .completed)
+            #expect(named.failed == inUse.count)
+            #expect(named.successful == ids.count - inUse.count)
+            #expect(named.failedUploadIDs.map(Set.init) == inUse, "attribution names the in-use ids")
+
+            let withUnknown = try await client.destroyUploads(Array(inUse) + unknown, environment: nil)
+            #expect(withUnknown.failed == inUse.count + 2)
+            #expect(withUnknown.successful == 0)
+            #expect(withUnknown.failedUploadIDs == nil, "unknown ids cannot be named by a lookup")
+        }
+    }
+
+    @Test func skipsTheAttributionLookupWhenTurnedOff() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.3)) { simulator, url in
+            let client = CMAClient(
+                configuration: Harness.clientConfiguration(baseURL: url, attributeFailures: false),
+                logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(50))
+            let outcome = try await client.destroyUploads(ids, environment: nil)
+            #expect(outcome.failed == simulator.inUseUploadIDs(environment: nil).intersection(ids).count)
+            #expect(outcome.failedUploadIDs == nil)
+            #expect(client.statistics.requests["uploads"] == nil)
+        }
+    }
+
+    @Test func rejectedTokenIsFatal() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
+            let client = CMAClient(
+                configuration: Harness.clientConfiguration(baseURL: url, token: "wrong"), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(5))
+            let error = await #expect(throws: CMAError.self) {
+                _ = try await client.destroyUploads(ids, environment: nil)
+            }
+            #expect(error?.kind == .fatal)
+            #expect(error?.httpStatus == 401)
+            #expect(error?.code == "INVALID_AUTHORIZATION_HEADER")
+            #expect(error.map { !"\($0)".contains("wrong") } ?? false)
+            await #expect(throws: CMAError.self) { try await client.ping(environment: nil) }
+            #expect(simulator.stats().jobsStarted == 0)
+        }
+    }
+
+    @Test func pingProvesTheTokenWorks() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { _, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            try await client.ping(environment: nil)
+            let error = await #expect(throws: CMAError.self) { try await client.ping(environment: "nope") }
+            #expect(error?.kind == .rejected)
+            #expect(error?.code == "INVALID_ENVIRONMENT")
+        }
+    }
+
+    @Test func retriesServerErrorsAndTransientErrors() async throws {
+        let faults = SimulatorFaults(serverError500Html: 0.2, unavailable503Transient: 0.2)
+        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.1, faults: faults)) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            let inUse = simulator.inUseUploadIDs(environment: nil)
+            for batch in 0..<5 {
+                let ids = Array(all[(batch * 40)..<(batch * 40 + 40)])
+                let outcome = try await client.destroyUploads(ids, environment: nil)
+                #expect(outcome.status == .completed)
+                #expect(outcome.failed == inUse.intersection(ids).count)
+                #expect(outcome.successful + outcome.failed == 40)
+            }
+            let stats = simulator.stats()
+            #expect(stats.faultsInjected["server_error_500_html", default: 0] > 0)
+            #expect(stats.faultsInjected["unavailable_503", default: 0] > 0)
+            #expect(client.statistics.retries > 0)
+            #expect(stats.doubleDeletions == 0)
+        }
+    }
+
+    @Test func sendsNothingBeforeA429ResetHasPassed() async throws {
+        let faults = SimulatorFaults(loadShedding429: 0.15, loadSheddingResetSeconds: 1)
+        try await Harness.withSimulator(Harness.simulatorConfiguration(faults: faults)) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            try await withThrowingTaskGroup(of: BulkDestroyOutcome.self) { group in
+                for batch in 0..<4 {
+                    group.addTask {
+                        try await client.destroyUploads(Array(all[(batch * 25)..<(batch * 25 + 25)]), environment: nil)
+                    }
+                }
+                for try await outcome in group {
+                    #expect(outcome.status == .completed)
+                    #expect(outcome.successful == 25)
+                }
+            }
+            let stats = simulator.stats()
+            #expect(stats.rateLimited > 0)
+            #expect(stats.requestsBeforeReset == 0)
+            #expect(client.statistics.rateLimited == stats.rateLimited)
+        }
+    }
+
+    @Test func lostPostResponsesGiveExactCountsWithoutDeletingTwice() async throws {
+        let faults = SimulatorFaults(lostPostResponse: 0.3)
+        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.15, faults: faults)) {
+            simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            let inUse = simulator.inUseUploadIDs(environment: nil)
+            for batch in 0..<6 {
+                let ids = Array(all[(batch * 50)..<(batch * 50 + 50)])
+                let outcome = try await client.destroyUploads(ids, environment: nil)
+                let deleted = simulator.deletedUploadIDs(environment: nil).intersection(ids)
+                #expect(outcome.status == .completed)
+                #expect(outcome.successful == deleted.count)
+                #expect(outcome.failed == inUse.intersection(ids).count)
+                #expect(outcome.successful + outcome.failed == 50)
+                if let named = outcome.failedUploadIDs { #expect(Set(named) == inUse.intersection(ids)) }
+            }
+            let stats = simulator.stats()
+            #expect(stats.lostResponses > 0)
+            #expect(client.statistics.lostSubmissions == stats.lostResponses)
+            #expect(stats.doubleDeletions == 0)
+            #expect(stats.deletions == simulator.deletedUploadIDs(environment: nil).count)
+        }
+    }
+
+    @Test func resubmitsWhatRemainsAfterAJobFailsWith500() async throws {
+        let faults = SimulatorFaults(failedJob500: 0.4)
+        try await Harness.withSimulator(Harness.simulatorConfiguration(faults: faults)) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            for batch in 0..<5 {
+                let ids = Array(all[(batch * 20)..<(batch * 20 + 20)])
+                let outcome = try await client.destroyUploads(ids, environment: nil)
+                #expect(outcome.successful + outcome.failed == 20)
+                #expect(outcome.successful == simulator.deletedUploadIDs(environment: nil).intersection(ids).count)
+            }
+            #expect(simulator.stats().faultsInjected["failed_job_500", default: 0] > 0)
+        }
+    }
+
+    @Test func bisectionIsolatesTheRefusedIdAndDeletesTheRest() async throws {
+        let seedIDs = CMASimulator(configuration: Harness.simulatorConfiguration(), logger: Harness.logger)
+            .uploadIDs(environment: nil)
+        let refused = seedIDs[11]
+        try await Harness.withSimulator(Harness.simulatorConfiguration(refused: [refused.rawValue])) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(32))
+            #expect(ids.contains(refused))
+            let outcome = try await client.destroyUploads(ids, environment: nil)
+            #expect(outcome.status == .completed)
+            #expect(outcome.successful == 31)
+            #expect(outcome.failed == 1)
+            #expect(outcome.failedUploadIDs == [refused])
+            #expect(simulator.existingUploadIDs(environment: nil).intersection(ids) == [refused])
+            #expect(client.statistics.bisections >= 5)
+
+            let alone = try await client.destroyUploads([refused], environment: nil)
+            #expect(alone.status == .rejected)
+            #expect(alone.failed == 1)
+            #expect(alone.error?.hasPrefix("INVALID_FIELD") == true)
+        }
+    }
+
+    @Test func twoClientsSharingOneTokenStayUnderTheLimit() async throws {
+        let limit = RateLimit(requests: 20, window: .seconds(1))
+        try await Harness.withSimulator(Harness.simulatorConfiguration(uploads: 600, rateLimit: limit)) {
+            simulator, url in
+            let clients = (0..<2).map { _ in
+                CMAClient(
+                    configuration: Harness.clientConfiguration(baseURL: url, rateLimit: limit), logger: Harness.logger)
+            }
+            let all = simulator.uploadIDs(environment: nil)
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<24 {
+                    let client = clients[index % 2]
+                    let ids = Array(all[(index * 20)..<(index * 20 + 20)])
+                    group.addTask { try await client.destroyUploads(ids, environment: nil).successful }
+                }
+                var total = 0
+                for try await successful in group { total += successful }
+                #expect(total == 480)
+            }
+            let stats = simulator.stats()
+            #expect(stats.maxRequestsInWindow <= 20, "max requests in a window: \(stats.maxRequestsInWindow)")
+            #expect(stats.rateLimited == 0, "429s: \(stats.rateLimited)")
+        }
+    }
+
+    @Test func pollsAboutOncePerJobAndNoticesCompletionPromptly() async throws {
+        var configuration = Harness.simulatorConfiguration(uploads: 3500)
+        configuration.jobBaseDuration = .milliseconds(150)
+        configuration.jobPerUploadDuration = .milliseconds(1)
+        try await Harness.withSimulator(configuration) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            let sizes = [50, 10, 30, 20]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for stream in 0..<3 {
+                    group.addTask {
+                        var start = stream * 1100
+                        for index in 0..<40 {
+                            let size = sizes[index % sizes.count]
+                            _ = try await client.destroyUploads(Array(all[start..<(start + size)]), environment: nil)
+                            start += size
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let stats = simulator.stats()
+            let measured = stats.jobs.suffix(72)
+            let polls = Double(measured.reduce(0) { $0 + $1.polls }) / Double(measured.count)
+            let delays = measured.compactMap { job in
+                job.noticedAfterSeconds.map { ($0 - job.durationSeconds) / job.durationSeconds }
+            }
+            let meanDelay = delays.reduce(0, +) / Double(delays.count)
+            print(
+                "simulator after warm-up: polls/job \(polls), mean notice delay \(meanDelay);"
+                    + " all \(stats.jobs.count) jobs: polls/job \(stats.pollsPerNoticedJob),"
+                    + " mean notice delay \(stats.meanNoticeDelayRatio)")
+            #expect(delays.count == measured.count)
+            #expect(polls <= 1.3)
+            #expect(meanDelay <= 0.2)
+        }
+    }
+}

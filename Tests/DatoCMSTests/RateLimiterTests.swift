@@ -1,0 +1,150 @@
+import DatoCMS
+import Testing
+
+@Suite struct RateLimiterTests {
+    let start = ContinuousClock.now
+
+    /// Drives the limiter with unbounded demand on a virtual clock; returns grant times.
+    func saturate(
+        _ limiter: inout RateLimiter, for duration: Duration, step: Duration = .milliseconds(1),
+        feedback: ((RateLimiter.Ticket, ContinuousClock.Instant) -> RateLimiter.ServerFeedback?)? = nil
+    ) -> [ContinuousClock.Instant] {
+        var grants: [ContinuousClock.Instant] = []
+        var now = start
+        while now < start + duration {
+            while case .granted(let ticket) = limiter.acquire(at: now, priority: .submission) {
+                grants.append(now)
+                if let feedback, let value = feedback(ticket, now) {
+                    limiter.record(value, for: ticket, at: now)
+                }
+            }
+            now += step
+        }
+        return grants
+    }
+
+    func maxInAnyWindow(_ grants: [ContinuousClock.Instant], window: Duration) -> Int {
+        var best = 0
+        var first = 0
+        for (index, grant) in grants.enumerated() {
+            while grants[first] + window <= grant { first += 1 }
+            best = max(best, index - first + 1)
+        }
+        return best
+    }
+
+    @Test func neverExceedsItsBudgetInAnyWindow() {
+        let limit = RateLimit(requests: 60, window: .seconds(3))
+        var limiter = RateLimiter(limit)
+        // The server reports plenty of room, so only the local window constrains.
+        let grants = saturate(&limiter, for: .seconds(12)) { _, _ in .init(limit: 60, remaining: 60) }
+        #expect(maxInAnyWindow(grants, window: .seconds(3)) <= 60)
+        #expect(grants.count >= 4 * 60 - 1, "uses the budget it has: \(grants.count)")
+    }
+
+    @Test func pacesGrantsWhileTheServerHasNotAnswered() {
+        var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
+        let grants = saturate(&limiter, for: .seconds(1))
+        // Without feedback, grants are spread at window/limit = 50 ms: no burst at cold start.
+        #expect(grants.count == 20)
+        #expect(maxInAnyWindow(grants, window: .milliseconds(50)) == 1)
+    }
+
+    @Test func waitsForTheResetOfA429() {
+        var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else {
+            Issue.record("first request must be granted")
+            return
+        }
+        limiter.record(.init(limit: 60, remaining: 0, resetSeconds: 2, rateLimited: true), for: ticket, at: start)
+        #expect(limiter.acquire(at: start + .milliseconds(1999), priority: .submission) == .wait(until: start + .seconds(2)))
+        if case .granted = limiter.acquire(at: start + .seconds(2), priority: .submission) {
+        } else {
+            Issue.record("a request may be made once the reset has passed")
+        }
+    }
+
+    @Test func backsOffOneWindowAfterA429WithoutReset() {
+        var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else { return }
+        limiter.record(.init(rateLimited: true), for: ticket, at: start)
+        #expect(limiter.acquire(at: start + .seconds(1), priority: .submission) == .wait(until: start + .seconds(3)))
+    }
+
+    @Test func tightensWhenTheServerHasLessRemainingThanLocalBelief() {
+        var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else { return }
+        // Another replica spent most of the budget: only 8 requests remain, of which a tenth of the budget (6) is
+        // kept back while the token is shared.
+        limiter.record(.init(limit: 60, remaining: 8), for: ticket, at: start + .milliseconds(10))
+        var granted: [ContinuousClock.Instant] = []
+        var now = start + .milliseconds(10)
+        while now < start + .milliseconds(3000) {
+            if case .granted = limiter.acquire(at: now, priority: .submission) { granted.append(now) }
+            now += .milliseconds(1)
+        }
+        #expect(granted.count == 2)
+        #expect(granted.count == 2 && granted[1] - granted[0] >= .milliseconds(375), "paced, not a burst")
+        #expect(limiter.acquire(at: now, priority: .submission) == .wait(until: start + .milliseconds(3010)))
+    }
+
+    @Test func adoptsALowerServerLimit() {
+        var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else { return }
+        limiter.record(.init(limit: 30, remaining: 29), for: ticket, at: start)
+        #expect(limiter.effectiveLimit == 30)
+    }
+
+    @Test func backgroundRequestsLeaveAReserveForSubmissions() {
+        var limiter = RateLimiter(RateLimit(requests: 20, window: .seconds(1)))
+        var background = 0
+        var ticket: RateLimiter.Ticket?
+        while case .granted(let granted) = limiter.acquire(at: start, priority: .background) {
+            background += 1
+            ticket = granted
+            if background == 1 { limiter.record(.init(limit: 20, remaining: 19), for: granted, at: start) }
+        }
+        #expect(background == 18)
+        #expect(ticket != nil)
+        var submissions = 0
+        while case .granted = limiter.acquire(at: start, priority: .submission) { submissions += 1 }
+        #expect(submissions == 2)
+    }
+
+    @Test func twoReplicasSharingOneServerBudgetStayUnderIt() {
+        // A server with a sliding 60/3s budget answering both replicas' requests.
+        let window = Duration.seconds(3)
+        var serverLog: [ContinuousClock.Instant] = []
+        var replicas = [RateLimiter(.datoCMSDefault), RateLimiter(.datoCMSDefault)]
+        var inFlight: [(replica: Int, ticket: RateLimiter.Ticket, answerAt: ContinuousClock.Instant, remaining: Int)] = []
+        var rejected = 0
+        var now = start
+        while now < start + .seconds(15) {
+            for (index, request) in inFlight.enumerated().reversed() where request.answerAt <= now {
+                replicas[request.replica].record(
+                    .init(limit: 60, remaining: request.remaining, resetSeconds: request.remaining < 0 ? 1 : nil,
+                        rateLimited: request.remaining < 0),
+                    for: request.ticket, at: now)
+                inFlight.remove(at: index)
+            }
+            for replica in replicas.indices {
+                while case .granted(let ticket) = replicas[replica].acquire(at: now, priority: .submission) {
+                    // Arrives 5 ms later at the server, answered 20 ms later.
+                    let arrival = now + .milliseconds(5)
+                    serverLog.removeAll { $0 + window <= arrival }
+                    let remaining: Int
+                    if serverLog.count >= 60 {
+                        rejected += 1
+                        remaining = -1
+                    } else {
+                        serverLog.append(arrival)
+                        remaining = 60 - serverLog.count
+                    }
+                    inFlight.append((replica, ticket, now + .milliseconds(20), remaining))
+                }
+            }
+            now += .milliseconds(1)
+        }
+        #expect(rejected <= 2, "429s: \(rejected)")
+    }
+}
