@@ -1,0 +1,144 @@
+public import Foundation
+public import Logging
+
+/// Every setting of the worker (CONTRACT §4), validated once at start-up.
+///
+/// Made by ``load(environment:flags:readFile:)``, which applies defaults, lets flags win over environment
+/// variables, and refuses any invalid value with a ``ConfigurationError`` naming the setting. Settings that only
+/// `run` needs (the broker list and the API token) may be absent; ``requireForRun()`` insists on them.
+public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The broker list (`KAFKA_BOOTSTRAP_SERVERS`); required for `run`.
+    public var kafkaBootstrapServers: String?
+    /// The consumer group (`KAFKA_GROUP_ID`).
+    public var kafkaGroupID: String
+    /// librdkafka properties from `KAFKA_<PROPERTY>` variables, keyed by property name (`security.protocol`).
+    public var kafkaProperties: [String: String]
+    /// The topic deletion requests are consumed from.
+    public var requestsTopic: String
+    /// The topic completion events are published to.
+    public var resultsTopic: String
+    /// The dead-letter topic.
+    public var dlqTopic: String
+    /// The CMA token, from `DATOCMS_API_TOKEN` or the file named by `DATOCMS_API_TOKEN_FILE`; required for `run`.
+    public var apiToken: APIToken?
+    /// The CMA base URL, http or https, without a trailing slash.
+    public var datocmsBaseURL: URL
+    /// The environment of requests that name none; `nil` for the primary environment.
+    public var datocmsEnvironment: String?
+    /// The request budget of the API token.
+    public var rateLimit: RateLimitSetting
+    /// The most ids per bulk operation, 1 to 200.
+    public var batchMaxSize: Int
+    /// The longest an id waits for its batch to fill.
+    public var batchMaxWait: Duration
+    /// How many submitted jobs may be unfinished before the worker pauses its partitions.
+    public var maxInFlightJobs: Int
+    /// How long the worker waits for a job result before reporting `timed_out`.
+    public var jobTimeout: Duration
+    /// The drain budget on SIGTERM/SIGINT.
+    public var shutdownTimeout: Duration
+    /// The port of `/metrics`, `/healthz` and `/readyz`; `0` disables the HTTP server.
+    public var httpPort: Int
+    /// The lowest level logged.
+    public var logLevel: Logger.Level
+    /// How log lines are written.
+    public var logFormat: LogFormat
+
+    /// Reads the configuration from environment variables and command-line flags.
+    ///
+    /// - Parameters:
+    ///   - environment: the process environment.
+    ///   - flags: flag values keyed by flag name without dashes (`batch-max-size`); a flag wins over its variable.
+    ///   - readFile: returns the contents of the file at a path; used only for `DATOCMS_API_TOKEN_FILE`.
+    /// - Throws: ``ConfigurationError`` for the first invalid setting or unknown flag. Values are trimmed of
+    ///   surrounding whitespace, and an empty value counts as unset.
+    public static func load(
+        environment: [String: String],
+        flags: [String: String] = [:],
+        readFile: (String) throws -> String = { _ in
+            throw CocoaError(.fileReadUnknown)
+        }
+    ) throws(ConfigurationError) -> PurgerConfiguration {
+        let values = try SettingValues(environment: environment, flags: flags)
+        return PurgerConfiguration(
+            kafkaBootstrapServers: values["KAFKA_BOOTSTRAP_SERVERS"]?.text,
+            kafkaGroupID: values["KAFKA_GROUP_ID"]?.text ?? "upload-purger",
+            kafkaProperties: try kafkaProperties(from: environment),
+            requestsTopic: values["PURGER_REQUESTS_TOPIC"]?.text ?? "upload-deletion-requests",
+            resultsTopic: values["PURGER_RESULTS_TOPIC"]?.text ?? "upload-deletion-results",
+            dlqTopic: values["PURGER_DLQ_TOPIC"]?.text ?? "upload-deletion-requests.dlq",
+            apiToken: try apiToken(values, readFile: readFile),
+            datocmsBaseURL: try baseURL(values["DATOCMS_BASE_URL"]),
+            datocmsEnvironment: try environmentName(values["DATOCMS_ENVIRONMENT"]),
+            rateLimit: try rateLimit(values["DATOCMS_RATE_LIMIT"]),
+            batchMaxSize: try integer(values["PURGER_BATCH_MAX_SIZE"], in: 1...200) ?? 200,
+            batchMaxWait: .milliseconds(try integer(values["PURGER_BATCH_MAX_WAIT_MS"], in: 1...3_600_000) ?? 2000),
+            maxInFlightJobs: try integer(values["PURGER_MAX_IN_FLIGHT_JOBS"], in: 1...10_000) ?? 8,
+            jobTimeout: .seconds(try integer(values["PURGER_JOB_TIMEOUT_S"], in: 1...604_800) ?? 600),
+            shutdownTimeout: .seconds(try integer(values["PURGER_SHUTDOWN_TIMEOUT_S"], in: 1...86_400) ?? 30),
+            httpPort: try integer(values["PURGER_HTTP_PORT"], in: 0...65_535) ?? 9464,
+            logLevel: try choice(values["PURGER_LOG_LEVEL"], Logger.Level.allCases) ?? .info,
+            logFormat: try choice(values["PURGER_LOG_FORMAT"], LogFormat.allCases) ?? .json
+        )
+    }
+
+    /// The settings `run` needs beyond the defaults, or a ``ConfigurationError`` naming the first one missing.
+    public func requireForRun() throws(ConfigurationError) -> (kafkaBootstrapServers: String, apiToken: APIToken) {
+        guard let kafkaBootstrapServers else {
+            throw ConfigurationError(setting: "KAFKA_BOOTSTRAP_SERVERS", message: "is required for run")
+        }
+        guard let apiToken else {
+            throw ConfigurationError(
+                setting: "DATOCMS_API_TOKEN",
+                message: "is required for run (or DATOCMS_API_TOKEN_FILE naming a file that holds it)"
+            )
+        }
+        return (kafkaBootstrapServers, apiToken)
+    }
+
+    /// Every setting as `NAME=value`, one per line, in table order; the API token and secret-looking librdkafka
+    /// properties (passwords, secrets, keys in PEM) print as `<redacted>`.
+    public var description: String {
+        var lines = [
+            "KAFKA_BOOTSTRAP_SERVERS=\(kafkaBootstrapServers ?? "<unset>")",
+            "KAFKA_GROUP_ID=\(kafkaGroupID)",
+        ]
+        for (property, value) in kafkaProperties.sorted(by: { $0.key < $1.key }) {
+            let name = "KAFKA_" + property.uppercased().replacingOccurrences(of: ".", with: "_")
+            lines.append("\(name)=\(Self.isSecret(property: property) ? "<redacted>" : value)")
+        }
+        lines += [
+            "PURGER_REQUESTS_TOPIC=\(requestsTopic)",
+            "PURGER_RESULTS_TOPIC=\(resultsTopic)",
+            "PURGER_DLQ_TOPIC=\(dlqTopic)",
+            "DATOCMS_API_TOKEN=\(apiToken == nil ? "<unset>" : "<redacted>")",
+            "DATOCMS_BASE_URL=\(datocmsBaseURL.absoluteString)",
+            "DATOCMS_ENVIRONMENT=\(datocmsEnvironment ?? "<primary>")",
+            "DATOCMS_RATE_LIMIT=\(rateLimit)",
+            "PURGER_BATCH_MAX_SIZE=\(batchMaxSize)",
+            "PURGER_BATCH_MAX_WAIT_MS=\(Self.milliseconds(batchMaxWait))",
+            "PURGER_MAX_IN_FLIGHT_JOBS=\(maxInFlightJobs)",
+            "PURGER_JOB_TIMEOUT_S=\(jobTimeout.components.seconds)",
+            "PURGER_SHUTDOWN_TIMEOUT_S=\(shutdownTimeout.components.seconds)",
+            "PURGER_HTTP_PORT=\(httpPort)",
+            "PURGER_LOG_LEVEL=\(logLevel.rawValue)",
+            "PURGER_LOG_FORMAT=\(logFormat.rawValue)",
+        ]
+        return lines.joined(separator: "\n")
+    }
+
+    /// The same as ``description``: secrets stay redacted in debug output too.
+    public var debugDescription: String { description }
+
+    /// Reflects only the redacted ``description``, so `dump` cannot reveal the token or secret Kafka properties.
+    public var customMirror: Mirror { Mirror(self, children: ["settings": description], displayStyle: .struct) }
+
+    /// Whether a librdkafka property holds a secret and must not be printed.
+    static func isSecret(property: String) -> Bool {
+        ["password", "secret", "pem", "sasl.oauthbearer.config", "sasl.jaas"].contains { property.contains($0) }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+import Purger
+import Testing
+
+@Suite struct PurgerConfigurationTests {
+    struct FileMissing: Error {}
+
+    private let secret = "s3cr3t-token-value"
+
+    private func load(
+        _ environment: [String: String] = [:],
+        flags: [String: String] = [:],
+        files: [String: String] = [:]
+    ) throws(ConfigurationError) -> PurgerConfiguration {
+        try PurgerConfiguration.load(environment: environment, flags: flags) { path in
+            guard let contents = files[path] else { throw FileMissing() }
+            return contents
+        }
+    }
+
+    private func error(
+        _ environment: [String: String] = [:],
+        flags: [String: String] = [:],
+        files: [String: String] = [:]
+    ) -> ConfigurationError? {
+        do throws(ConfigurationError) {
+            _ = try load(environment, flags: flags, files: files)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    // MARK: - Defaults and sources
+
+    @Test func appliesTheContractDefaults() throws {
+        let configuration = try load()
+        #expect(configuration.kafkaBootstrapServers == nil)
+        #expect(configuration.kafkaGroupID == "upload-purger")
+        #expect(configuration.kafkaProperties.isEmpty)
+        #expect(configuration.requestsTopic == "upload-deletion-requests")
+        #expect(configuration.resultsTopic == "upload-deletion-results")
+        #expect(configuration.dlqTopic == "upload-deletion-requests.dlq")
+        #expect(configuration.apiToken == nil)
+        #expect(configuration.datocmsBaseURL.absoluteString == "https://site-api.datocms.com")
+        #expect(configuration.datocmsEnvironment == nil)
+        #expect(configuration.rateLimit == RateLimitSetting(requests: 60, window: .seconds(3)))
+        #expect(configuration.batchMaxSize == 200)
+        #expect(configuration.batchMaxWait == .milliseconds(2000))
+        #expect(configuration.maxInFlightJobs == 8)
+        #expect(configuration.jobTimeout == .seconds(600))
+        #expect(configuration.shutdownTimeout == .seconds(30))
+        #expect(configuration.httpPort == 9464)
+        #expect(configuration.logLevel == .info)
+        #expect(configuration.logFormat == .json)
+    }
+
+    @Test func readsEverySettingFromTheEnvironment() throws {
+        let configuration = try load([
+            "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+            "KAFKA_GROUP_ID": "g",
+            "PURGER_REQUESTS_TOPIC": "in",
+            "PURGER_RESULTS_TOPIC": "out",
+            "PURGER_DLQ_TOPIC": "dead",
+            "DATOCMS_API_TOKEN": secret,
+            "DATOCMS_BASE_URL": "http://localhost:8080/",
+            "DATOCMS_ENVIRONMENT": "staging",
+            "DATOCMS_RATE_LIMIT": "10/500ms",
+            "PURGER_BATCH_MAX_SIZE": "50",
+            "PURGER_BATCH_MAX_WAIT_MS": "250",
+            "PURGER_MAX_IN_FLIGHT_JOBS": "2",
+            "PURGER_JOB_TIMEOUT_S": "60",
+            "PURGER_SHUTDOWN_TIMEOUT_S": "5",
+            "PURGER_HTTP_PORT": "0",
+            "PURGER_LOG_LEVEL": "debug",
+            "PURGER_LOG_FORMAT": "text",
+        ])
+        #expect(configuration.kafkaBootstrapServers == "kafka:9092")
+        #expect(configuration.kafkaGroupID == "g")
+        #expect(configuration.kafkaProperties.isEmpty)
+        #expect(configuration.requestsTopic == "in")
+        #expect(configuration.resultsTopic == "out")
+        #expect(configuration.dlqTopic == "dead")
+        #expect(configuration.apiToken?.secret == secret)
+        #expect(configuration.datocmsBaseURL.absoluteString == "http://localhost:8080")
+        #expect(configuration.datocmsEnvironment == "staging")
+        #expect(configuration.rateLimit == RateLimitSetting(requests: 10, window: .milliseconds(500)))
+        #expect(configuration.batchMaxSize == 50)
+        #expect(configuration.batchMaxWait == .milliseconds(250))
+        #expect(configuration.maxInFlightJobs == 2)
+        #expect(configuration.jobTimeout == .seconds(60))
+        #expect(configuration.shutdownTimeout == .seconds(5))
+        #expect(configuration.httpPort == 0)
+        #expect(configuration.logLevel == .debug)
+        #expect(configuration.logFormat == .text)
+    }
+
+    @Test func letsFlagsWinOverEnvironmentVariables() throws {
+        let configuration = try load(
+            ["PURGER_BATCH_MAX_SIZE": "10", "KAFKA_BOOTSTRAP_SERVERS": "env:9092"],
+            flags: ["batch-max-size": "20", "kafka-bootstrap-servers": "flag:9092"]
+        )
+        #expect(configuration.batchMaxSize == 20)
+        #expect(configuration.kafkaBootstrapServers == "flag:9092")
+    }
+
+    @Test func namesTheFlagWhenAFlagGaveTheBadValue() {
+        #expect(
+            error(["PURGER_BATCH_MAX_SIZE": "10"], flags: ["batch-max-size": "500"])?.description
+                == #"--batch-max-size: must be an integer from 1 to 200, got "500""#
+        )
+    }
+
+    @Test func refusesUnknownFlags() {
+        #expect(
+            error(flags: ["batch-size": "5"])
+                == ConfigurationError(setting: "--batch-size", message: "is not a setting"))
+    }
+
+    @Test func treatsEmptyValuesAsUnset() throws {
+        let configuration = try load(["PURGER_BATCH_MAX_SIZE": "  ", "KAFKA_BOOTSTRAP_SERVERS": ""])
+        #expect(configuration.batchMaxSize == 200)
+        #expect(configuration.kafkaBootstrapServers == nil)
+    }
+
+    @Test func trimsSurroundingWhitespace() throws {
+        #expect(try load(["PURGER_BATCH_MAX_SIZE": " 42\n"]).batchMaxSize == 42)
+    }
+
+    @Test func passesKafkaPropertiesThrough() throws {
+        let configuration = try load([
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISMS": "PLAIN",
+            "KAFKA_BOOTSTRAP_SERVERS": "b:9092",
+            "KAFKA_GROUP_ID": "g",
+            "KAFKAESQUE": "ignored",
+        ])
+        #expect(configuration.kafkaProperties == ["security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN"])
+    }
+
+    // MARK: - Validation
+
+    @Test(arguments: [
+        ("PURGER_BATCH_MAX_SIZE", "500", #"must be an integer from 1 to 200, got "500""#),
+        ("PURGER_BATCH_MAX_SIZE", "0", #"must be an integer from 1 to 200, got "0""#),
+        ("PURGER_BATCH_MAX_SIZE", "ten", #"must be an integer from 1 to 200, got "ten""#),
+        ("PURGER_BATCH_MAX_SIZE", "1.5", #"must be an integer from 1 to 200, got "1.5""#),
+        ("PURGER_BATCH_MAX_WAIT_MS", "0", #"must be an integer from 1 to 3600000, got "0""#),
+        ("PURGER_MAX_IN_FLIGHT_JOBS", "0", #"must be an integer from 1 to 10000, got "0""#),
+        ("PURGER_JOB_TIMEOUT_S", "-1", #"must be an integer from 1 to 604800, got "-1""#),
+        ("PURGER_SHUTDOWN_TIMEOUT_S", "0", #"must be an integer from 1 to 86400, got "0""#),
+        ("PURGER_HTTP_PORT", "65536", #"must be an integer from 0 to 65535, got "65536""#),
+        (
+            "PURGER_LOG_LEVEL", "verbose",
+            #"must be one of trace, debug, info, notice, warning, error, critical, got "verbose""#
+        ),
+        ("PURGER_LOG_FORMAT", "xml", #"must be one of json, text, got "xml""#),
+        (
+            "DATOCMS_RATE_LIMIT", "60 per 3s",
+            #"must be <requests>/<window> with a window in ms, s or m, like 60/3s, got "60 per 3s""#
+        ),
+        (
+            "DATOCMS_BASE_URL", "ftp://example.com",
+            #"must be an http or https URL without query or credentials, got "ftp://example.com""#
+        ),
+    ])
+    func refusesInvalidValuesNamingTheSetting(setting: String, value: String, message: String) {
+        let refused = error([setting: value])
+        #expect(refused == ConfigurationError(setting: setting, message: message))
+        #expect(refused?.description == "\(setting): \(message)")
+        #expect(refused?.description.contains("\n") == false)
+    }
+
+    @Test(arguments: ["example.com", "https://", "https://user:pw@example.com", "https://x.com/?a=1", "not a url"])
+    func refusesBaseURLsThatAreNotPlainHTTP(url: String) {
+        #expect(error(["DATOCMS_BASE_URL": url])?.setting == "DATOCMS_BASE_URL")
+    }
+
+    @Test func acceptsABaseURLWithAPath() throws {
+        let url = try load(["DATOCMS_BASE_URL": "https://proxy.internal/datocms//"]).datocmsBaseURL
+        #expect(url.absoluteString == "https://proxy.internal/datocms")
+    }
+
+    @Test func refusesAnEnvironmentNameThatCannotTravelInAHeader() {
+        #expect(error(["DATOCMS_ENVIRONMENT": "a b"])?.setting == "DATOCMS_ENVIRONMENT")
+    }
+
+    @Test func acceptsLogLevelsInAnyCase() throws {
+        #expect(try load(["PURGER_LOG_LEVEL": "WARNING"]).logLevel == .warning)
+    }
+
+    @Test func refusesAnEmptyKafkaPropertyName() {
+        #expect(error(["KAFKA_": "x"])?.setting == "KAFKA_")
+    }
+
+    // MARK: - Rate limit
+
+    @Test(arguments: [
+        ("60/3s", 60, Duration.seconds(3)), ("10/500ms", 10, .milliseconds(500)), ("1000/1m", 1000, .seconds(60)),
+        ("60/s", 60, .seconds(1)), ("1/2m", 1, .seconds(120)),
+    ])
+    func parsesRateLimits(text: String, requests: Int, window: Duration) throws {
+        let limit = try #require(RateLimitSetting(parsing: text))
+        #expect(limit.requests == requests)
+        #expect(limit.window == window)
+    }
+
+    @Test(arguments: ["", "60", "0/3s", "-1/3s", "60/0s", "60/3", "60/3h", "60/3S", "/3s", "60/3s/1", "a/3s", "60/-3s"])
+    func refusesMalformedRateLimits(text: String) {
+        #expect(RateLimitSetting(parsing: text) == nil)
+    }
+
+    @Test(arguments: ["60/3s", "10/500ms", "1000/2m", "5/1500ms"])
+    func writesRateLimitsAsTheyAreRead(text: String) {
+        #expect(RateLimitSetting(parsing: text)?.description == text)
+    }
+
+    // MARK: - API token
+
+    @Test func readsTheTokenFromAFileTrimmingTrailingNewlines() throws {
+        let configuration = try load(
+            ["DATOCMS_API_TOKEN_FILE": "/run/secrets/token"],
+            files: ["/run/secrets/token": secret + "\r\n\n"]
+        )
+        #expect(configuration.apiToken?.secret == secret)
+    }
+
+    @Test func refusesBothTokenAndTokenFile() {
+        let refused = error(
+            ["DATOCMS_API_TOKEN": secret, "DATOCMS_API_TOKEN_FILE": "/t"],
+            files: ["/t": secret]
+        )
+        #expect(refused?.setting == "DATOCMS_API_TOKEN")
+        #expect(refused?.description.contains(secret) == false)
+    }
+
+    @Test func letsATokenFlagWinOverATokenFileVariable() throws {
+        let configuration = try load(["DATOCMS_API_TOKEN_FILE": "/missing"], flags: ["datocms-api-token": secret])
+        #expect(configuration.apiToken?.secret == secret)
+    }
+
+    @Test func refusesAnEmptyTokenFile() {
+        #expect(
+            error(["DATOCMS_API_TOKEN_FILE": "/t"], files: ["/t": "\n"])
+                == ConfigurationError(setting: "DATOCMS_API_TOKEN_FILE", message: "the token is empty")
+        )
+    }
+
+    @Test func refusesAnUnreadableTokenFile() {
+        #expect(
+            error(["DATOCMS_API_TOKEN_FILE": "/nope"])
+                == ConfigurationError(
+                    setting: "DATOCMS_API_TOKEN_FILE",
+                    message: #"cannot read the token file "/nope""#
+                )
+        )
+    }
+
+    @Test(arguments: ["two words", "tab\there", "line\nbreak", "ünïcode"])
+    func refusesTokensWithWhitespaceOrControlCharactersWithoutQuotingThem(token: String) {
+        let fromVariable = error(["DATOCMS_API_TOKEN": "x" + token + "x"])
+        let fromFile = error(["DATOCMS_API_TOKEN_FILE": "/t"], files: ["/t": "x" + token + "x"])
+        for refused in [fromVariable, fromFile] {
+            #expect(refused != nil)
+            #expect(refused?.description.contains(token) == false)
+        }
+    }
+
+    @Test func neverPrintsTheToken() throws {
+        let configuration = try load([
+            "DATOCMS_API_TOKEN": secret,
+            "KAFKA_SASL_PASSWORD": "kafka-password-value",
+            "KAFKA_SASL_USERNAME": "alice",
+        ])
+        let printed = [
+            configuration.description, String(describing: configuration), String(reflecting: configuration),
+            String(describing: configuration.apiToken!), "\(configuration.apiToken!)",
+        ]
+        var dumped = ""
+        dump(configuration, to: &dumped)
+        for text in printed + [dumped] {
+            #expect(!text.contains(secret))
+            #expect(!text.contains("kafka-password-value"))
+        }
+        #expect(configuration.description.contains("DATOCMS_API_TOKEN=<redacted>"))
+        #expect(configuration.description.contains("KAFKA_SASL_PASSWORD=<redacted>"))
+        #expect(configuration.description.contains("KAFKA_SASL_USERNAME=alice"))
+    }
+
+    @Test func printsOneLinePerSetting() throws {
+        let lines = try load().description.split(separator: "\n")
+        #expect(lines.count == 17)
+        #expect(lines.contains("DATOCMS_API_TOKEN=<unset>"))
+        #expect(lines.contains("PURGER_BATCH_MAX_WAIT_MS=2000"))
+        #expect(lines.contains("DATOCMS_RATE_LIMIT=60/3s"))
+    }
+
+    // MARK: - Run requirements
+
+    @Test func requiresBrokersAndTokenForRun() throws {
+        #expect(throws: ConfigurationError(setting: "KAFKA_BOOTSTRAP_SERVERS", message: "is required for run")) {
+            try load(["DATOCMS_API_TOKEN": secret]).requireForRun()
+        }
+        #expect(throws: ConfigurationError.self) { try load(["KAFKA_BOOTSTRAP_SERVERS": "k:9092"]).requireForRun() }
+        let required = try load(["KAFKA_BOOTSTRAP_SERVERS": "k:9092", "DATOCMS_API_TOKEN": secret]).requireForRun()
+        #expect(required.kafkaBootstrapServers == "k:9092")
+        #expect(required.apiToken.secret == secret)
+    }
+
+    // MARK: - Reference table
+
+    @Test func documentsEverySettingWithAFlagThatLoadAccepts() throws {
+        let flags = PurgerConfiguration.settings.compactMap(\.flagName)
+        #expect(flags.contains("batch-max-size"))
+        #expect(flags.contains("kafka-bootstrap-servers"))
+        #expect(flags.contains("datocms-api-token-file"))
+        #expect(flags.contains("log-format"))
+        #expect(PurgerConfiguration.settings.count == 19)
+        #expect(Set(PurgerConfiguration.settings.map(\.environmentName)).count == 19)
+        for flag in flags {
+            #expect(error(flags: [flag: "x"])?.message != "is not a setting", "\(flag)")
+        }
+    }
+}
