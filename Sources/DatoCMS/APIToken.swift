@@ -3,7 +3,8 @@
 /// The secret is only ever read to build the `Authorization` header: `description`, `debugDescription` and
 /// reflection all print `<redacted>`, so a token interpolated into a log line or an error leaks nothing.
 public struct APIToken: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    let secret: String
+    /// The token itself: only the HTTP layer and tests read it; it is never logged or printed.
+    public let secret: String
 
     /// Wraps a token read from configuration.
     public init(_ secret: String) {

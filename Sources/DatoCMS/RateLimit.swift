@@ -20,26 +20,24 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
     /// (`"60/3s"`, `"30/1s"`, `"100/500ms"`). Returns `nil` for anything else, zero or negative values included.
     public init?(parsing text: String) {
         let parts = text.trimmingWhitespace().split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let requests = Int(parts[0]), requests > 0 else { return nil }
+        guard parts.count == 2, let requests = Int(parts[0]), requests >= 1 else { return nil }
         let windowText = parts[1]
-        let unitStart = windowText.firstIndex { !$0.isNumber } ?? windowText.endIndex
-        guard let amount = Int(windowText[..<unitStart]), amount > 0 else { return nil }
-        let window: Duration
-        switch windowText[unitStart...] {
-        case "ms": window = .milliseconds(amount)
-        case "s": window = .seconds(amount)
-        case "m": window = .seconds(amount * 60)
+        let digits = windowText.prefix { ("0"..."9").contains($0) }
+        let unit = windowText.dropFirst(digits.count)
+        guard digits.count <= 9, let length = digits.isEmpty ? 1 : Int(digits), length >= 1 else { return nil }
+        switch unit {
+        case "ms": self.init(requests: requests, window: .milliseconds(length))
+        case "s": self.init(requests: requests, window: .seconds(length))
+        case "m": self.init(requests: requests, window: .seconds(length * 60))
         default: return nil
         }
-        self.init(requests: requests, window: window)
     }
 
-    /// The canonical text form, e.g. `60/3s` or `100/500ms`.
+    /// The `<requests>/<length><unit>` form, in the largest unit that divides the window.
     public var description: String {
         let milliseconds = window.components.seconds * 1000 + window.components.attoseconds / 1_000_000_000_000_000
-        if milliseconds % 1000 == 0 {
-            return "\(requests)/\(milliseconds / 1000)s"
-        }
+        if milliseconds % 60_000 == 0 { return "\(requests)/\(milliseconds / 60_000)m" }
+        if milliseconds % 1000 == 0 { return "\(requests)/\(milliseconds / 1000)s" }
         return "\(requests)/\(milliseconds)ms"
     }
 }

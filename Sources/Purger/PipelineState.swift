@@ -1,4 +1,4 @@
-public import DatoCMS
+import DatoCMS
 public import Foundation
 public import Kafka
 

@@ -1,5 +1,5 @@
 public import DatoCMS
-public import Foundation
+import Foundation
 public import Kafka
 public import Logging
 public import ServiceLifecycle

@@ -1,3 +1,4 @@
+import DatoCMS
 import Foundation
 import Logging
 
@@ -138,9 +139,9 @@ extension PurgerConfiguration {
         return value.text
     }
 
-    static func rateLimit(_ value: SettingValue?) throws(ConfigurationError) -> RateLimitSetting {
-        guard let value else { return RateLimitSetting(requests: 60, window: .seconds(3)) }
-        guard let limit = RateLimitSetting(parsing: value.text) else {
+    static func rateLimit(_ value: SettingValue?) throws(ConfigurationError) -> RateLimit {
+        guard let value else { return RateLimit(requests: 60, window: .seconds(3)) }
+        guard let limit = RateLimit(parsing: value.text) else {
             throw ConfigurationError(
                 setting: value.origin,
                 message:

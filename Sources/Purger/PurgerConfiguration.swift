@@ -1,4 +1,5 @@
 public import Foundation
+public import DatoCMS
 public import Logging
 
 /// Every setting of the worker (CONTRACT §4), validated once at start-up.
@@ -26,7 +27,7 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     /// The environment of requests that name none; `nil` for the primary environment.
     public var datocmsEnvironment: String?
     /// The request budget of the API token.
-    public var rateLimit: RateLimitSetting
+    public var rateLimit: RateLimit
     /// The most ids per bulk operation, 1 to 200.
     public var batchMaxSize: Int
     /// The longest an id waits for its batch to fill.

@@ -45,7 +45,7 @@ import Testing
         #expect(configuration.apiToken == nil)
         #expect(configuration.datocmsBaseURL.absoluteString == "https://site-api.datocms.com")
         #expect(configuration.datocmsEnvironment == nil)
-        #expect(configuration.rateLimit == RateLimitSetting(requests: 60, window: .seconds(3)))
+        #expect(configuration.rateLimit == RateLimit(requests: 60, window: .seconds(3)))
         #expect(configuration.batchMaxSize == 200)
         #expect(configuration.batchMaxWait == .milliseconds(2000))
         #expect(configuration.maxInFlightJobs == 8)
@@ -85,7 +85,7 @@ import Testing
         #expect(configuration.apiToken?.secret == secret)
         #expect(configuration.datocmsBaseURL.absoluteString == "http://localhost:8080")
         #expect(configuration.datocmsEnvironment == "staging")
-        #expect(configuration.rateLimit == RateLimitSetting(requests: 10, window: .milliseconds(500)))
+        #expect(configuration.rateLimit == RateLimit(requests: 10, window: .milliseconds(500)))
         #expect(configuration.batchMaxSize == 50)
         #expect(configuration.batchMaxWait == .milliseconds(250))
         #expect(configuration.maxInFlightJobs == 2)
@@ -192,28 +192,6 @@ import Testing
 
     @Test func refusesAnEmptyKafkaPropertyName() {
         #expect(error(["KAFKA_": "x"])?.setting == "KAFKA_")
-    }
-
-    // MARK: - Rate limit
-
-    @Test(arguments: [
-        ("60/3s", 60, Duration.seconds(3)), ("10/500ms", 10, .milliseconds(500)), ("1000/1m", 1000, .seconds(60)),
-        ("60/s", 60, .seconds(1)), ("1/2m", 1, .seconds(120)),
-    ])
-    func parsesRateLimits(text: String, requests: Int, window: Duration) throws {
-        let limit = try #require(RateLimitSetting(parsing: text))
-        #expect(limit.requests == requests)
-        #expect(limit.window == window)
-    }
-
-    @Test(arguments: ["", "60", "0/3s", "-1/3s", "60/0s", "60/3", "60/3h", "60/3S", "/3s", "60/3s/1", "a/3s", "60/-3s"])
-    func refusesMalformedRateLimits(text: String) {
-        #expect(RateLimitSetting(parsing: text) == nil)
-    }
-
-    @Test(arguments: ["60/3s", "10/500ms", "1000/2m", "5/1500ms"])
-    func writesRateLimitsAsTheyAreRead(text: String) {
-        #expect(RateLimitSetting(parsing: text)?.description == text)
     }
 
     // MARK: - API token
