@@ -154,3 +154,34 @@ import Testing
         #expect(event.firstEnqueuedAt == enqueued)
     }
 }
+
+@Suite struct CompletionEventEncodingTests {
+    @Test func encodesThroughAnyEncoderWithExplicitNulls() throws {
+        let event = try CompletionEvent(
+            batchID: BatchID(),
+            environment: nil,
+            status: .timedOut,
+            jobID: nil,
+            jobStatus: nil,
+            successful: 0,
+            failed: 1,
+            failedUploadIDs: nil,
+            uploadIDs: [uploadID(1)],
+            requests: [RequestRef(requestID: "line\nbreak \"quoted\"", source: position(0))],
+            error: "no job result within 600s",
+            attempts: 1,
+            polls: 40,
+            firstEnqueuedAt: Date(timeIntervalSince1970: 0),
+            submittedAt: nil,
+            completedAt: Date(timeIntervalSince1970: 600)
+        )
+        let viaEncoder = try jsonObject(Array(JSONEncoder().encode(event)))
+        let viaBytes = try jsonObject(event.jsonBytes())
+        #expect(viaEncoder.count == 18)
+        #expect(viaEncoder["submitted_at"] is NSNull)
+        #expect(viaEncoder["job_id"] is NSNull)
+        #expect(NSDictionary(dictionary: viaEncoder).isEqual(to: viaBytes))
+        let requests = try #require(viaBytes["requests"] as? [[String: Any]])
+        #expect(requests.first?["request_id"] as? String == "line\nbreak \"quoted\"")
+    }
+}
