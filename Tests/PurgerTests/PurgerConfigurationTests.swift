@@ -1,3 +1,4 @@
+import DatoCMS
 import Foundation
 import Logging
 import Purger
