@@ -1,7 +1,7 @@
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 
 // MARK: - Bulk destroy
@@ -87,7 +87,8 @@ extension CMAClient {
             case .completed:
                 error = parts.compactMap { $0.kind == .completed ? $0.error : nil }.first
             case .rejected, .timedOut:
-                error = parts.compactMap { $0.kind == (status == .rejected ? .rejected : .timedOut) ? $0.error : nil }
+                error =
+                    parts.compactMap { $0.kind == (status == .rejected ? .rejected : .timedOut) ? $0.error : nil }
                     .first
             }
             return BulkDestroyOutcome(
@@ -107,10 +108,11 @@ extension CMAClient {
         let submission: Submission
         do {
             submission = try await submit(ids, environment: environment, attempts: &run.attempts)
-        } catch where error.kind == .rejected {
-            try await handleRejection(error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
+        } catch  where error.kind == .rejected {
+            try await handleRejection(
+                error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
             return
-        } catch where error.kind == .retryable {
+        } catch  where error.kind == .retryable {
             run.parts.append(
                 Part(kind: .timedOut, successful: 0, failedIDs: ids, failedIDsKnown: false, error: "\(error)"))
             return
@@ -125,13 +127,16 @@ extension CMAClient {
             // If cancelled, the lookup below fails fast and the ids are recorded as timed out.
             try? await sleep(for: wait)
             try await recover(
-                ids, environment: environment, run: &run, recoveryRound: recoveryRound, reason: "LOST_RESPONSE: \(reason)"
+                ids, environment: environment, run: &run, recoveryRound: recoveryRound,
+                reason: "LOST_RESPONSE: \(reason)"
             )
         case .job(let job, let acceptedAt):
             run.jobIDs.append(job)
             logger.debug("Bulk destroy job started", metadata: ["job_id": "\(job)", "uploads": "\(ids.count)"])
-            guard let finished = try await awaitJob(job, uploads: ids.count, environment: environment,
-                acceptedAt: acceptedAt, run: &run)
+            guard
+                let finished = try await awaitJob(
+                    job, uploads: ids.count, environment: environment,
+                    acceptedAt: acceptedAt, run: &run)
             else {
                 run.parts.append(
                     Part(
@@ -146,7 +151,8 @@ extension CMAClient {
                 let error = CMAError(
                     kind: .rejected, httpStatus: finished.status, code: nil,
                     message: finished.error ?? "HTTP \(finished.status)")
-                try await handleRejection(error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
+                try await handleRejection(
+                    error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
             } else {
                 logger.warning(
                     "Bulk destroy job failed; checking which uploads still exist",
@@ -168,7 +174,7 @@ extension CMAClient {
         if needsLookup {
             do {
                 existing = try await lookupExisting(ids, environment: environment)
-            } catch where error.kind != .fatal {
+            } catch  where error.kind != .fatal {
                 logger.warning("Could not look up failed uploads", metadata: ["error": "\(error)"])
             }
         }
@@ -236,7 +242,7 @@ extension CMAClient {
         let existing: Set<UploadID>
         do {
             existing = try await lookupExisting(ids, environment: environment)
-        } catch where error.kind != .fatal {
+        } catch  where error.kind != .fatal {
             run.parts.append(
                 Part(kind: .timedOut, successful: 0, failedIDs: ids, failedIDsKnown: false, error: reason))
             return
@@ -284,11 +290,12 @@ extension CMAClient {
             let sentAt: ContinuousClock.Instant
             do {
                 (result, sentAt) = try await fetchJobResult(job, environment: environment)
-            } catch where error.kind == .fatal {
+            } catch  where error.kind == .fatal {
                 throw error
             } catch {
                 if error.code == "CANCELLED" || clock.now >= deadline { return nil }
-                logger.warning("Polling job failed; will poll again", metadata: ["job_id": "\(job)", "error": "\(error)"])
+                logger.warning(
+                    "Polling job failed; will poll again", metadata: ["job_id": "\(job)", "error": "\(error)"])
                 polls += 1
                 run.polls += 1
                 misses += 1

@@ -150,7 +150,9 @@ public final class CMAClient: Sendable {
     }
 
     /// Waits for a grant from the process-wide rate limiter.
-    func acquire(_ priority: RateLimiter.Priority) async throws(CMAError) -> (RateLimiter.Ticket, ContinuousClock.Instant) {
+    func acquire(_ priority: RateLimiter.Priority) async throws(CMAError) -> (
+        RateLimiter.Ticket, ContinuousClock.Instant
+    ) {
         var waitedSince: ContinuousClock.Instant?
         while true {
             let now = clock.now

@@ -11,7 +11,7 @@
 /// - **Sharing**: when the server has counted more requests than this process made (another replica uses the token),
 ///   a tenth of the budget is left unspent and the rest is paced over a quarter window (`window / 4 / available`)
 ///   instead of sent at once, so replicas that see the same `Remaining` do not all spend it. A process alone on its
-///   token is neither paced nor held back.
+///   token keeps the whole budget, paced at no more than twice the average rate (`window / (2 · limit)`).
 /// - **429**: no grant before `X-RateLimit-Reset` seconds have passed; without the header, none for one window.
 ///
 /// Submissions may use the whole budget; polls and lookups leave a tenth of it (at least one request when the budget
@@ -107,8 +107,10 @@ public struct RateLimiter: Sendable {
             let available = observation.remaining - reserve - sharingMargin - usedSince
             if available <= 0 {
                 if observation.expiresAt > earliest { earliest = observation.expiresAt }
-            } else if shared, let lastGrant {
-                let paced = lastGrant + window / 4 / available
+            } else if let lastGrant {
+                // Alone: never faster than twice the average rate, so replicas that start together cannot each
+                // spend the whole `Remaining` before their next response shows the other.
+                let paced = lastGrant + (shared ? window / 4 / available : window / (2 * limit))
                 if paced > earliest { earliest = paced }
             }
         } else if let lastGrant {

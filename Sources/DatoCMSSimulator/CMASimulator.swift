@@ -1,12 +1,13 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 public import DatoCMS
 import Hummingbird
 public import Logging
 import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// The DatoCMS Content Management API subset used by upload-purger, as a real HTTP server with fault injection.
 ///

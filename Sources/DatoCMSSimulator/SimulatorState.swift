@@ -1,9 +1,10 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import DatoCMS
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// A request reduced to what the simulated API looks at.
 struct SimulatedRequest {
@@ -61,7 +62,8 @@ struct SimulatorState {
     init(configuration: SimulatorConfiguration) {
         self.configuration = configuration
         self.random = SplitMix64(seed: configuration.seed)
-        stats.windowSeconds = Double(configuration.rateLimit.window.components.seconds)
+        stats.windowSeconds =
+            Double(configuration.rateLimit.window.components.seconds)
             + Double(configuration.rateLimit.window.components.attoseconds) / 1e18
         for environment in configuration.environments {
             var ids: [UploadID] = []
@@ -122,11 +124,13 @@ struct SimulatorState {
             return error(503, "SERVICE_UNAVAILABLE", details: [:], transient: true, endpoint: request.route)
         }
         if request.apiVersion != "3" {
-            return error(422, "INVALID_API_VERSION", details: ["version": request.apiVersion ?? ""], endpoint: request.route)
+            return error(
+                422, "INVALID_API_VERSION", details: ["version": request.apiVersion ?? ""], endpoint: request.route)
         }
         if !configuration.environments.contains(request.environment) {
             return error(
-                422, "INVALID_ENVIRONMENT", details: ["environment": request.environment ?? ""], endpoint: request.route)
+                422, "INVALID_ENVIRONMENT", details: ["environment": request.environment ?? ""], endpoint: request.route
+            )
         }
         return nil
     }
@@ -147,13 +151,17 @@ struct SimulatorState {
         }
     }
 
-    private mutating func bulkDestroy(_ request: SimulatedRequest, at now: ContinuousClock.Instant) -> SimulatedResponse {
+    private mutating func bulkDestroy(_ request: SimulatedRequest, at now: ContinuousClock.Instant) -> SimulatedResponse
+    {
         let route = request.route
         guard request.contentType?.contains("json") == true else {
-            return error(415, "INVALID_CONTENT_TYPE", details: ["content_type": request.contentType ?? ""], endpoint: route)
+            return error(
+                415, "INVALID_CONTENT_TYPE", details: ["content_type": request.contentType ?? ""], endpoint: route)
         }
         guard let rawIDs = BulkDestroyBody.parse(request.body) else {
-            return error(422, "INVALID_FORMAT", details: ["message": "not a valid upload_bulk_destroy_operation"], endpoint: route)
+            return error(
+                422, "INVALID_FORMAT", details: ["message": "not a valid upload_bulk_destroy_operation"],
+                endpoint: route)
         }
         if rawIDs.isEmpty {
             return error(422, "MISSING_UPLOAD_IDS", details: [:], endpoint: route)
@@ -163,7 +171,9 @@ struct SimulatorState {
                 422, "INVALID_FIELD", details: ["field": "uploads", "code": "VALIDATION_LENGTH", "max": "200"],
                 endpoint: route)
         }
-        if let refused = rawIDs.first(where: { configuration.refusedUploadIDs.contains($0) || UploadID(validating: $0) == nil }) {
+        if let refused = rawIDs.first(where: {
+            configuration.refusedUploadIDs.contains($0) || UploadID(validating: $0) == nil
+        }) {
             return error(
                 422, "INVALID_FIELD", details: ["field": "uploads", "code": "VALIDATION_INVALID", "id": refused],
                 endpoint: route)
@@ -173,7 +183,9 @@ struct SimulatorState {
         let id = String(nextJobNumber)
         nextJobNumber += 1
         let nominal = configuration.jobBaseDuration + configuration.jobPerUploadDuration * ids.count
-        let jitter = configuration.jobJitter > 0 ? Double.random(in: -configuration.jobJitter...configuration.jobJitter, using: &random) : 0
+        let jitter =
+            configuration.jobJitter > 0
+            ? Double.random(in: -configuration.jobJitter...configuration.jobJitter, using: &random) : 0
         let duration = nominal * max(0.01, 1 + jitter)
         let failWith500 = roll(configuration.faults.failedJob500)
         if failWith500 { stats.faultsInjected["failed_job_500", default: 0] += 1 }
@@ -210,9 +222,11 @@ struct SimulatorState {
         }
         let attributes: String
         if job.failWith500 {
-            attributes = #"{"status":500,"payload":{"data":[{"id":"\#(id)-error","type":"api_error","attributes":{"code":"INTERNAL_SERVER_ERROR","details":{}}}]}}"#
+            attributes =
+                #"{"status":500,"payload":{"data":[{"id":"\#(id)-error","type":"api_error","attributes":{"code":"INTERNAL_SERVER_ERROR","details":{}}}]}}"#
         } else {
-            attributes = #"{"status":200,"payload":{"data":[],"meta":{"successful":\#(job.successful),"failed":\#(job.failed)}}}"#
+            attributes =
+                #"{"status":200,"payload":{"data":[],"meta":{"successful":\#(job.successful),"failed":\#(job.failed)}}}"#
         }
         var response = SimulatedResponse(
             status: 200, body: #"{"data":{"type":"job_result","id":"\#(id)","attributes":\#(attributes)}}"#)
@@ -234,7 +248,9 @@ struct SimulatorState {
             matching = matching.filter { wanted.contains($0.rawValue) }
         }
         let page = matching.dropFirst(offset).prefix(limit)
-        let items = page.map { #"{"type":"upload","id":"\#($0.rawValue)","attributes":{"filename":"\#($0.rawValue).jpg"}}"# }
+        let items = page.map {
+            #"{"type":"upload","id":"\#($0.rawValue)","attributes":{"filename":"\#($0.rawValue).jpg"}}"#
+        }
         var response = SimulatedResponse(
             status: 200,
             body: #"{"data":[\#(items.joined(separator: ","))],"meta":{"total_count":\#(matching.count)}}"#)
@@ -296,7 +312,10 @@ struct SimulatorState {
 
     private func rateHeaders() -> [(String, String)] {
         let limit = configuration.rateLimit.requests
-        return [("X-RateLimit-Limit", String(limit)), ("X-RateLimit-Remaining", String(max(0, limit - acceptedTimes.count)))]
+        return [
+            ("X-RateLimit-Limit", String(limit)),
+            ("X-RateLimit-Remaining", String(max(0, limit - acceptedTimes.count))),
+        ]
     }
 
     private mutating func rateLimited(
@@ -320,7 +339,8 @@ struct SimulatorState {
         let detailText = details.keys.sorted().map { #""\#($0)":"\#(Self.escape(details[$0]!))""# }
             .joined(separator: ",")
         let transientText = transient ? #","transient":true"# : ""
-        let body = #"{"data":[{"id":"\#(String(random.next() % 1_000_000))","type":"api_error","attributes":{"code":"\#(code)","details":{\#(detailText)}\#(transientText)}}]}"#
+        let body =
+            #"{"data":[{"id":"\#(String(random.next() % 1_000_000))","type":"api_error","attributes":{"code":"\#(code)","details":{\#(detailText)}\#(transientText)}}]}"#
         var response = SimulatedResponse(status: status, body: body)
         response.headers = rateHeaders()
         count(endpoint, status)

@@ -67,7 +67,8 @@ import Testing
         var scheduler = PollScheduler()
         let warmUp = simulate(&scheduler, jobs: 30, sizes: [200], base: 0.05, perUpload: 0.00005, jitter: 0.1, seed: 5)
         #expect(warmUp.polls < 30 * 3)
-        let measured = simulate(&scheduler, jobs: 200, sizes: [200], base: 0.05, perUpload: 0.00005, jitter: 0.1, seed: 6)
+        let measured = simulate(
+            &scheduler, jobs: 200, sizes: [200], base: 0.05, perUpload: 0.00005, jitter: 0.1, seed: 6)
         let meanDelay = measured.delayRatios.reduce(0, +) / Double(measured.jobs)
         #expect(Double(measured.polls) / Double(measured.jobs) <= 1.3)
         #expect(meanDelay <= 0.2, "mean notice delay: \(meanDelay)")
