@@ -1,5 +1,5 @@
-public import Foundation
 public import DatoCMS
+public import Foundation
 public import Logging
 
 /// Every setting of the worker (CONTRACT §4), validated once at start-up.

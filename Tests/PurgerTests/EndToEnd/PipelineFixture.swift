@@ -130,7 +130,9 @@ final class PipelineFixture: Sendable {
     /// How many messages each partition of the requests topic holds (its end offset), read by a full scan.
     func endOffsets(of messages: [KafkaMessage]) -> [TopicPartition: Int64] {
         var ends: [TopicPartition: Int64] = [:]
-        for message in messages { ends[message.topicPartition] = max(ends[message.topicPartition] ?? 0, message.offset + 1) }
+        for message in messages {
+            ends[message.topicPartition] = max(ends[message.topicPartition] ?? 0, message.offset + 1)
+        }
         return ends
     }
 }

@@ -1,0 +1,91 @@
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Purger
+import Testing
+
+@Suite("Pipeline end to end", .serialized, .timeLimit(.minutes(5)))
+struct PipelineEndToEndTests {
+    /// Requests over two environments: single and multi-id, duplicates across requests, in-use and unknown ids.
+    static func generateRequests(
+        count: Int, fixture: PipelineFixture, seed: UInt64 = 7
+    ) -> (values: [[UInt8]], ids: [String?: Set<UploadID>], requests: [String: Set<String>]) {
+        var random = SplitMix(seed: seed)
+        let primary = fixture.simulator.uploadIDs(environment: nil)
+        let staging = fixture.simulator.uploadIDs(environment: "staging")
+        var values: [[UInt8]] = []
+        var ids: [String?: Set<UploadID>] = [nil: [], "staging": []]
+        var requests: [String: Set<String>] = [:]
+        for index in 0..<count {
+            let environment: String? = random.next() % 3 == 0 ? "staging" : nil
+            let pool = environment == nil ? primary : staging
+            let size = random.next() % 10 == 0 ? Int(random.next() % 20) + 2 : 1
+            var uploads: [UploadID] = []
+            for _ in 0..<size {
+                if random.next() % 50 == 0 {
+                    uploads.append(UploadID(validating: String(100_000 + random.next() % 900_000))!)
+                } else {
+                    uploads.append(pool[Int(random.next() % UInt64(pool.count))])
+                }
+            }
+            let requestID = "req-\(index)"
+            requests[requestID] = Set(uploads.map(\.rawValue))
+            ids[environment, default: []].formUnion(uploads)
+            values.append(requestJSON(id: requestID, uploads: uploads, environment: environment))
+        }
+        return (values, ids, requests)
+    }
+
+    @Test func everyRequestIsAccountedWithExactCountsAndOffsetsCommitted() async throws {
+        let fixture = try await PipelineFixture()
+        let (values, ids, requests) = Self.generateRequests(count: 20_000, fixture: fixture)
+        let producer = try fixture.producer()
+        try await fixture.produce(values, with: producer)
+        let group = "purger-\(UUID())"
+        let worker = fixture.worker(try fixture.settings(group: group))
+        let expectedRequests = requests.count
+        let (messages, failure) = try await withRunningWorker(worker) {
+            try await fixture.read(fixture.resultsTopic) { messages in
+                Set(messages.flatMap { (try? ReadEvent($0))?.requests.map(\.request_id) ?? [] }).count
+                    >= expectedRequests
+            }
+        }
+        #expect(failure == nil)
+        let events = try messages.map(ReadEvent.init)
+        #expect(events.allSatisfy { $0.schema == "upload-deletion-result/v1" && $0.status == "completed" })
+        #expect(events.allSatisfy { $0.upload_ids.count <= 200 && $0.requested == $0.upload_ids.count })
+        #expect(events.allSatisfy { $0.successful + $0.failed == $0.requested })
+        for environment in [nil, "staging"] as [String?] {
+            let reported = events.filter { $0.environment == environment }.flatMap(\.upload_ids)
+            let expected = Set(ids[environment]!.map(\.rawValue))
+            #expect(
+                Set(reported).symmetricDifference(expected).count == 0, "ids reported in \(environment ?? "primary")")
+            let successful = events.filter { $0.environment == environment }.reduce(0) { $0 + $1.successful }
+            #expect(successful == fixture.simulator.deletedUploadIDs(environment: environment).count)
+        }
+        // Each id of a request appears in exactly one event that lists the request.
+        var reportedPerRequest: [String: [String]] = [:]
+        for event in events {
+            for request in Set(event.requests.map(\.request_id)) {
+                reportedPerRequest[request, default: []] += event.upload_ids.filter { requests[request]!.contains($0) }
+            }
+        }
+        #expect(reportedPerRequest.count == requests.count)
+        let misreported = requests.filter { request, uploads in
+            reportedPerRequest[request]?.sorted() != uploads.sorted()
+        }
+        #expect(
+            misreported.count == 0,
+            "requests whose ids are not each in exactly one event: \(misreported.keys.prefix(5))")
+        #expect(fixture.simulator.stats().doubleDeletions == 0)
+
+        let consumed = try await fixture.read(fixture.requestsTopic) { $0.count >= values.count }
+        let committed = try await fixture.committedOffsets(group: group)
+        for (partition, end) in fixture.endOffsets(of: consumed) {
+            #expect(committed[partition] == .some(end), "partition \(partition) committed to its end")
+        }
+        await producer.close()
+        await fixture.simulator.shutdown()
+    }
+}
