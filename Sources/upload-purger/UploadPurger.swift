@@ -6,6 +6,6 @@ struct UploadPurger: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload-purger",
         abstract: "Consumes upload deletion requests from Kafka and deletes them in bulk through the DatoCMS API.",
-        subcommands: []
+        subcommands: [RunCommand.self, DemoCommand.self]
     )
 }
