@@ -2,6 +2,8 @@ import ArgumentParser
 import DatoCMS
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import Purger
 import ServiceLifecycle
 
@@ -25,6 +27,11 @@ struct RunCommand: AsyncParsableCommand {
     var settings: [String] = []
 
     func run() async throws {
+        // Settings are passed through unparsed, so help is recognised here.
+        if settings.contains("--help") || settings.contains("-h") {
+            print(Self.helpMessage())
+            return
+        }
         let configuration: PurgerConfiguration
         let required: (kafkaBootstrapServers: String, apiToken: APIToken)
         do {
@@ -39,6 +46,8 @@ struct RunCommand: AsyncParsableCommand {
 
         LoggingSystem.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "upload-purger")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let client = CMAClient(
             configuration: CMAClientConfiguration(
                 apiToken: required.apiToken, baseURL: configuration.datocmsBaseURL.absoluteString,
@@ -49,9 +58,16 @@ struct RunCommand: AsyncParsableCommand {
             settings: PurgeWorker.Settings(
                 configuration: configuration, bootstrapServers: required.kafkaBootstrapServers),
             client: client, logger: logger)
+        // Services shut down in reverse order: the worker drains first while the probes keep answering.
+        var services: [any Service] = []
+        if configuration.httpPort != 0 {
+            services.append(
+                OperationsServer.make(port: configuration.httpPort, registry: registry, worker: worker, logger: logger))
+        }
+        services.append(worker)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

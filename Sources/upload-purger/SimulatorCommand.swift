@@ -1,0 +1,84 @@
+import ArgumentParser
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `upload-purger simulator`: the CMA simulator as a standalone HTTP server, for local stacks and users' tests.
+struct SimulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulator",
+        abstract: "Serve the DatoCMS CMA subset the worker uses (bulk destroy, job results, uploads) over HTTP.",
+        discussion: """
+            Seeds each environment with uploads in DatoCMS's id format, a fraction of them in use by records. \
+            Rate-limits per token with the real X-RateLimit headers, runs jobs that take a configurable time, \
+            and injects faults on request. GET /_simulator/stats reports what it saw. Stops on SIGINT/SIGTERM.
+            """
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
+    @Option(help: "The API token clients must send (default: a random one, printed).") var token: String?
+    @Option(help: "Sandbox environments besides the primary one (repeatable).") var environment: [String] = [
+        "staging"
+    ]
+    @Option(help: "Uploads seeded per environment.") var uploads = 10_000
+    @Option(help: "Fraction of uploads in use by records (their deletion fails).") var inUse = 0.1
+    @Option(help: "Seed for the upload ids.") var seed: UInt64 = 42
+    @Option(help: "Request budget per token.") var rateLimit = "60/3s"
+    @Option(help: "Job duration: base milliseconds...") var jobBaseMs = 800
+    @Option(help: "...plus milliseconds per upload.") var jobPerUploadMs = 5
+    @Option(help: "Fraction of requests answered 500 with an HTML body.") var serverErrors = 0.0
+    @Option(help: "Fraction of requests answered 503 with a transient error.") var unavailable = 0.0
+    @Option(help: "Fraction of requests answered 429 as if under load.") var loadShedding = 0.0
+    @Option(help: "Fraction of bulk deletions whose response is dropped after the job started.") var lostResponses = 0.0
+    @Option(help: "Fraction of jobs that finish with status 500.") var failedJobs = 0.0
+    @Option(name: .customLong("print-ids"), help: "Print this many seeded upload ids per environment, to enqueue.")
+    var printIDs = 0
+
+    func run() async throws {
+        guard let limit = RateLimit(parsing: rateLimit) else {
+            throw ValidationError("--rate-limit must look like 60/3s")
+        }
+        LoggingSystem.bootstrap(format: .text, level: .warning)
+        let logger = Logger(label: "upload-purger.simulator")
+        let token = self.token ?? "sim-\(UUID().uuidString.lowercased())"
+        let simulator = CMASimulator(
+            configuration: SimulatorConfiguration(
+                host: host, port: port, apiToken: token, environments: [nil] + environment.map { Optional($0) },
+                uploadsPerEnvironment: uploads, inUseFraction: inUse, seed: seed, rateLimit: limit,
+                jobBaseDuration: .milliseconds(jobBaseMs), jobPerUploadDuration: .milliseconds(jobPerUploadMs),
+                faults: SimulatorFaults(
+                    serverError500Html: serverErrors, unavailable503Transient: unavailable,
+                    loadShedding429: loadShedding, lostPostResponse: lostResponses, failedJob500: failedJobs)),
+            logger: logger)
+        let baseURL = try await simulator.start()
+        print("CMA simulator listening")
+        print("  DATOCMS_BASE_URL=\(baseURL)")
+        print("  DATOCMS_API_TOKEN=\(token)")
+        print("  environments: (primary)\(environment.map { ", \($0)" }.joined())")
+        print("  stats: \(baseURL)/_simulator/stats")
+        if printIDs > 0 {
+            for name in [nil] + environment.map({ Optional($0) }) {
+                let ids = simulator.uploadIDs(environment: name).prefix(printIDs).map(\.rawValue)
+                print("  ids in \(name ?? "(primary)"): \(ids.joined(separator: " "))")
+            }
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [SimulatorService(simulator: simulator)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// Keeps the started simulator serving until the service group shuts down.
+private struct SimulatorService: Service {
+    let simulator: CMASimulator
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await simulator.shutdown()
+    }
+}
