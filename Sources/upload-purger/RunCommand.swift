@@ -1,6 +1,7 @@
 import ArgumentParser
 import DatoCMS
 import Foundation
+import Kafka
 import Logging
 import Metrics
 import Prometheus
@@ -39,6 +40,10 @@ struct RunCommand: AsyncParsableCommand {
                 environment: ProcessInfo.processInfo.environment, flags: try FlagParser.parse(settings),
                 readFile: { path in try String(contentsOfFile: path, encoding: .utf8) })
             required = try configuration.requireForRun()
+            if let invalid = KafkaPropertyValidation.firstInvalid(configuration.kafkaProperties) {
+                let variable = "KAFKA_" + invalid.property.uppercased().replacingOccurrences(of: ".", with: "_")
+                throw ConfigurationError(setting: variable, message: invalid.reason)
+            }
         } catch {
             FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
             throw ExitCode(2)
