@@ -93,7 +93,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PurgerTests",
-            dependencies: ["Purger", "Kafka", "DatoCMS", "DatoCMSSimulator"],
+            dependencies: [
+                "Purger", "Kafka", "DatoCMS", "DatoCMSSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
     ],

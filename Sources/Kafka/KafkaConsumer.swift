@@ -201,10 +201,13 @@ public final class KafkaConsumer: Sendable {
     /// after its session times out.
     public func close(timeout: Duration = .seconds(10)) async {
         let handle = self.handle
+        let context = self.context
         let logger = context.logger
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             pollQueue.async {
-                let closedInTime = handle.closeConsumer(within: timeout)
+                let closedInTime = handle.closeConsumer(within: timeout) { code, partitions in
+                    Self.rebalance(rk: handle.pointer, code: code, partitions: partitions, context: context)
+                }
                 if !closedInTime {
                     logger.warning("Consumer did not leave the group in time", metadata: ["timeout": "\(timeout)"])
                 }

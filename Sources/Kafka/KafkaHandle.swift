@@ -27,9 +27,15 @@ final class KafkaHandle: @unchecked Sendable {
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
 
-    /// Leaves the consumer group, serving the final rebalance, for at most `timeout`. Returns whether the
-    /// consumer closed in time. Blocking: call it on the consumer's own queue.
-    func closeConsumer(within timeout: Duration) -> Bool {
+    /// Leaves the consumer group for at most `timeout`, handing the final rebalance to `rebalance`. Returns
+    /// whether the consumer closed in time. Blocking: call it on the consumer's own queue.
+    ///
+    /// The close queue is served with the event API: besides rebalances it can carry fetched messages and
+    /// errors, which callback serving (`rd_kafka_queue_poll_callback`) cannot handle.
+    func closeConsumer(
+        within timeout: Duration,
+        rebalance: (rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) -> Void
+    ) -> Bool {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return true }
         let queue = rd_kafka_queue_new(pointer)!
         defer { rd_kafka_queue_destroy(queue) }
@@ -41,7 +47,18 @@ final class KafkaHandle: @unchecked Sendable {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while rd_kafka_consumer_closed(pointer) == 0 {
             guard ContinuousClock.now < deadline else { return false }
-            _ = rd_kafka_queue_poll_callback(queue, 50)
+            guard let event = rd_kafka_queue_poll(queue, 50) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            switch Int32(rd_kafka_event_type(event)) {
+            case RD_KAFKA_EVENT_REBALANCE:
+                rebalance(rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event))
+            case RD_KAFKA_EVENT_ERROR:
+                let error = KafkaError(
+                    rd_kafka_event_error(event), message: String(cString: rd_kafka_event_error_string(event)))
+                context.logger.debug("Error while closing the consumer", metadata: ["error": "\(error)"])
+            default:
+                break
+            }
         }
         return true
     }

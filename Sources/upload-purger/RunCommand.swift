@@ -52,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "upload-purger")
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(Self.metricsFactory(registry: registry))
         let client = CMAClient(
             configuration: CMAClientConfiguration(
                 apiToken: required.apiToken, baseURL: configuration.datocmsBaseURL.absoluteString,
@@ -79,6 +79,21 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+extension RunCommand {
+    /// Prometheus with buckets that fit what is measured: batches hold up to 200 ids, jobs take seconds to
+    /// minutes, and a request may wait minutes behind a backlog.
+    static func metricsFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets["purger_batch_size"] = [1, 10, 25, 50, 100, 150, 199, 200]
+        factory.valueHistogramBuckets["purger_polls_per_job"] = [1, 2, 3, 5, 8, 13, 21, 34, 55]
+        let seconds: [Duration] = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800].map { .milliseconds(Int($0 * 1000)) }
+        factory.durationHistogramBuckets["purger_job_duration_seconds"] = seconds
+        factory.durationHistogramBuckets["purger_end_to_end_latency_seconds"] = seconds
+        factory.durationHistogramBuckets["purger_rate_limit_wait_seconds"] = seconds
+        return factory
     }
 }
 
