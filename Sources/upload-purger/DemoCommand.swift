@@ -83,7 +83,7 @@ struct DemoCommand: AsyncParsableCommand {
         let token = "demo-\(UUID().uuidString)"
         let simulator = CMASimulator(
             configuration: SimulatorConfiguration(
-                apiToken: token, environments: [nil, "staging"], uploadsPerEnvironment: max(2_000, requests),
+                apiToken: token, environments: [nil, "staging"], uploadsPerEnvironment: max(2_000, requests * 4),
                 inUseFraction: 0.1, rateLimit: limit, jobBaseDuration: .milliseconds(jobBaseMs),
                 jobPerUploadDuration: .milliseconds(jobPerUploadMs), jobJitter: 0.2,
                 faults: SimulatorFaults(
@@ -152,7 +152,7 @@ struct DemoCommand: AsyncParsableCommand {
               distinct ids         \(workload.distinctIDs)
               batches              \(summary.batches) (\(summary.byStatus.map { "\($0.value) \($0.key)" }.sorted().joined(separator: ", ")))
               successful           \(summary.successful)
-              failed               \(summary.failed) (in use or unknown)
+              failed               \(summary.failed) (in use, unknown or already deleted)
               dead-lettered        \(summary.deadLettered)
               API requests         \(clientStats.totalRequests) (\(String(format: "%.1f", Double(summary.successful + summary.failed) / Double(max(1, clientStats.totalRequests)))) ids per request)
               polls per job        \(String(format: "%.2f", clientStats.pollsPerFinishedJob))
