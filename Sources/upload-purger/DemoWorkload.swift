@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 
 /// The demo's requests: a realistic mix drawn from the simulator's seeded uploads, reproducible from a seed.
@@ -59,18 +60,5 @@ struct DemoWorkload: Sendable {
         var byEnvironment: [String?: Set<UploadID>] = [:]
         for request in valid.values { byEnvironment[request.environment, default: []].formUnion(request.ids) }
         return byEnvironment.values.reduce(0) { $0 + $1.count }
-    }
-}
-
-/// SplitMix64: a small deterministic generator, so a demo run can be reproduced.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

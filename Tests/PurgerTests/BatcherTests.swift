@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 import Purger
 import Testing
@@ -235,7 +236,7 @@ import Testing
     @Test func neverSubmitsAnIDTwiceWhileItIsInFlightAndNeverExceedsMaxSize() {
         var batcher = Batcher(maxSize: 7, maxWait: .seconds(2))
         var inFlight: [BatchID: Set<UploadID>] = [:]
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         for offset in 0..<500 {
             let count = Int(generator.next() % 20) + 1
             let ids = (0..<count).map { _ in uploadID(Int(generator.next() % 60) + 1) }
@@ -253,20 +254,5 @@ import Testing
                 #expect(batcher.completed(done) != nil)
             }
         }
-    }
-}
-
-/// A small deterministic generator, so the invariant test is reproducible.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import DatoCMSSimulator
 import Purger
 import Testing
 
@@ -95,7 +96,7 @@ import Testing
 
     @Test func staysCorrectOverManyOffsetsFinishingInScrambledOrder() {
         var tracker = OffsetTracker()
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var offsets: [Int64] = []
         var next: Int64 = 100
         for _ in 0..<2000 {

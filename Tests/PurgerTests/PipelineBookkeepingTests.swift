@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 import Kafka
 import Purger
@@ -71,7 +72,7 @@ import Testing
         var events: [BatchID: (ids: [UploadID], requests: [RequestRef])] = [:]
         var dependsOn: [SourcePosition: Set<BatchID>] = [:]
         var inFlight: [BulkOperation] = []
-        var generator = SplitMix(seed: 3)
+        var generator = SplitMix64(seed: 3)
         var requests: [DeletionRequest] = []
         for offset in 0..<200 {
             let ids = (0..<(Int(generator.next() % 5) + 1)).map { _ in uploadID(Int(generator.next() % 30) + 1) }

@@ -1,3 +1,4 @@
+import DatoCMSSimulator
 import Foundation
 import Testing
 
@@ -21,7 +22,7 @@ import Testing
     }
 
     @Test func readsWhatItWrites() throws {
-        var generator = SplitMix(seed: 11)
+        var generator = SplitMix64(seed: 11)
         for _ in 0..<500 {
             let milliseconds = Int64(generator.next() % 10_000_000_000_000)
             let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)

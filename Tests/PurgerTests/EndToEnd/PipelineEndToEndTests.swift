@@ -11,7 +11,7 @@ struct PipelineEndToEndTests {
     static func generateRequests(
         count: Int, fixture: PipelineFixture, seed: UInt64 = 7
     ) -> (values: [[UInt8]], ids: [String?: Set<UploadID>], requests: [String: Set<String>]) {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let primary = fixture.simulator.uploadIDs(environment: nil)
         let staging = fixture.simulator.uploadIDs(environment: "staging")
         var values: [[UInt8]] = []
