@@ -100,6 +100,22 @@ public final class PurgeWorker: Service, Sendable {
         return isAlive && apiReachable && !state.withLock { $0.assigned.isEmpty }
     }
 
+    // MARK: - Observation
+
+    /// Submitted bulk operations whose completion event is not acknowledged yet. Read-only, for tests and
+    /// diagnostics; a snapshot that may change at once.
+    public var inFlightCount: Int { state.withLock { $0.inFlightCount } }
+
+    /// Ids waiting in pending batches over all environments (at most the batch size per environment). Read-only,
+    /// for tests and diagnostics.
+    public var pendingCount: Int { state.withLock { $0.pendingCount } }
+
+    /// Partitions this member has paused for backpressure. Read-only, for tests and diagnostics.
+    public var pausedPartitionCount: Int { state.withLock { $0.paused.count } }
+
+    /// Partitions this member owns now. Read-only, for tests and diagnostics.
+    public var assignedPartitionCount: Int { state.withLock { $0.assigned.count } }
+
     // MARK: - Running
 
     public func run() async throws {
