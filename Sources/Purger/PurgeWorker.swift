@@ -167,6 +167,11 @@ public final class PurgeWorker: Service, Sendable {
         } catch {
             logger.warning("Final commit failed", metadata: ["error": "\(error)"])
         }
+        // Messages fetched but never polled would reach the queue that KafkaConsumer.close serves with callbacks
+        // only, and librdkafka aborts on them (rd_kafka_q_serve: res != RD_KAFKA_OP_RES_PASS): stop fetching and
+        // drain them (they are not processed; their offsets are not stored) before closing.
+        if let assigned = try? consumer.assignment() { try? consumer.pause(assigned) }
+        while let discarded = try? await consumer.poll(maxMessages: 10_000, timeout: .zero), !discarded.isEmpty {}
         await consumer.close(timeout: settings.shutdownTimeout)
         await producer.close(timeout: .seconds(5))
         control.withLock {
