@@ -206,7 +206,8 @@ public final class PurgeWorker: Service, Sendable {
 
     private func consume(from consumer: KafkaConsumer, into sink: AsyncStream<Work>.Continuation) async {
         var lastLagReport = ContinuousClock.now
-        while !shouldStop {
+        // Cancellation (the service group cancelling its services) stops at once: nothing pending is submitted.
+        while !shouldStop, !Task.isCancelled {
             let now = ContinuousClock.now
             let untilDue = state.withLock { $0.nextDeadline }.map { max(.milliseconds(1), $0 - now) }
             let messages: [KafkaMessage]
@@ -238,7 +239,7 @@ public final class PurgeWorker: Service, Sendable {
                 lastLagReport = afterPoll
             }
         }
-        if control.withLock({ $0.fatal == nil }) {
+        if control.withLock({ $0.fatal == nil }), !Task.isCancelled {
             for operation in state.withLock({ $0.flushAll() }) { sink.yield(.job(operation)) }
         }
         sink.finish()
@@ -264,7 +265,9 @@ public final class PurgeWorker: Service, Sendable {
     private func drained(within budget: Duration) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: budget)
         while state.withLock({ $0.inFlightCount }) > 0 {
-            if control.withLock({ $0.fatal != nil }) || ContinuousClock.now >= deadline { return false }
+            if control.withLock({ $0.fatal != nil }) || Task.isCancelled || ContinuousClock.now >= deadline {
+                return false
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return true
