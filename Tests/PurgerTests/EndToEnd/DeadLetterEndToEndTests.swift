@@ -31,11 +31,15 @@ extension PipelineEndToEndTests {
                 text("truncated-json", #"{"upload_ids": ["#, "invalid_json"),
                 text("not-an-object", "[1, 2, 3]", "invalid_json"),
                 InvalidCase(name: "no-key", key: nil, value: Array("not json at all".utf8), code: "invalid_json"),
-                InvalidCase(name: "invalid-utf8", key: Array("bad-utf8".utf8), value: invalidUTF8, code: "invalid_json"),
+                InvalidCase(
+                    name: "invalid-utf8", key: Array("bad-utf8".utf8), value: invalidUTF8, code: "invalid_json"),
                 text("ids-not-array", #"{"upload_ids": "\#(valid.rawValue)"}"#, "invalid_request"),
                 text("id-not-string", #"{"upload_id": 20042921}"#, "invalid_request"),
-                text("request-id-number", #"{"upload_id": "\#(spared.rawValue)", "request_id": 42}"#, "invalid_request"),
-                text("bad-environment", #"{"upload_id": "\#(spared.rawValue)", "environment": "no spaces"}"#, "invalid_request"),
+                text(
+                    "request-id-number", #"{"upload_id": "\#(spared.rawValue)", "request_id": 42}"#, "invalid_request"),
+                text(
+                    "bad-environment", #"{"upload_id": "\#(spared.rawValue)", "environment": "no spaces"}"#,
+                    "invalid_request"),
                 text("empty-ids", #"{"upload_ids": []}"#, "invalid_request"),
                 InvalidCase(name: "tombstone", key: Array("bad-tombstone".utf8), value: nil, code: "invalid_request"),
                 text("malformed-id", #"{"upload_ids": ["\#(spared.rawValue)", "not an id!"]}"#, "invalid_upload_id"),
@@ -59,7 +63,10 @@ extension PipelineEndToEndTests {
             var invalidAt: [Int: InvalidCase] = [:]
             for index in 0..<300 {
                 records.append(
-                    (Array("k-\(index)".utf8), requestJSON(id: "valid-\(index)", uploads: [uploads[index]], environment: nil)))
+                    (
+                        Array("k-\(index)".utf8),
+                        requestJSON(id: "valid-\(index)", uploads: [uploads[index]], environment: nil)
+                    ))
                 if index % 20 == 10, invalidAt.count < invalid.count {
                     let invalidCase = invalid[invalidAt.count]
                     invalidAt[records.count] = invalidCase
@@ -91,7 +98,9 @@ extension PipelineEndToEndTests {
 
             // Offsets committed to the end of every partition.
             var ends: [TopicPartition: Int64] = [:]
-            for report in reports { ends[report.topicPartition] = max(ends[report.topicPartition] ?? 0, report.offset + 1) }
+            for report in reports {
+                ends[report.topicPartition] = max(ends[report.topicPartition] ?? 0, report.offset + 1)
+            }
             let committed = try await fixture.committedOffsets(group: group)
             for (partition, end) in ends {
                 #expect(committed[partition] == .some(end), "partition \(partition) committed to its end")
@@ -107,7 +116,8 @@ extension PipelineEndToEndTests {
             }
             var bySource: [String: KafkaMessage] = [:]
             for message in deadLetters {
-                let source = "\(header(message, "purger.source.partition") ?? "?")/\(header(message, "purger.source.offset") ?? "?")"
+                let source =
+                    "\(header(message, "purger.source.partition") ?? "?")/\(header(message, "purger.source.offset") ?? "?")"
                 #expect(bySource.updateValue(message, forKey: source) == nil, "one dead letter per source: \(source)")
             }
             for (index, invalidCase) in invalidAt.sorted(by: { $0.key < $1.key }) {

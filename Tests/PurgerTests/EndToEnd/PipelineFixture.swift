@@ -75,13 +75,15 @@ final class PipelineFixture: Sendable {
             logger: logger)
     }
 
-    func worker(_ settings: PurgeWorker.Settings, client: CMAClient? = nil, logger: Logger = quietLogger) -> PurgeWorker {
+    func worker(_ settings: PurgeWorker.Settings, client: CMAClient? = nil, logger: Logger = quietLogger) -> PurgeWorker
+    {
         PurgeWorker(settings: settings, client: client ?? self.client(), logger: logger)
     }
 
     func producer(properties: [String: String] = [:]) throws -> KafkaProducer {
         try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers, properties: properties),
+            configuration: KafkaProducerConfiguration(
+                bootstrapServers: cluster.bootstrapServers, properties: properties),
             logger: quietLogger)
     }
 

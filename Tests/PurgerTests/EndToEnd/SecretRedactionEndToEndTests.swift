@@ -31,8 +31,10 @@ extension PipelineEndToEndTests {
 
         @Test func theTokenAppearsInNoLogLineEventOrDeadLetter() async throws {
             // Faults make the client retry and log its warnings; in-use ids make jobs report failures.
-            let faults = SimulatorFaults(unavailable503Transient: 0.05, loadShedding429: 0.05, loadSheddingResetSeconds: 1)
-            let fixture = try await PipelineFixture(simulator: PipelineFixture.fastSimulator(inUse: 0.2, faults: faults))
+            let faults = SimulatorFaults(
+                unavailable503Transient: 0.05, loadShedding429: 0.05, loadSheddingResetSeconds: 1)
+            let fixture = try await PipelineFixture(
+                simulator: PipelineFixture.fastSimulator(inUse: 0.2, faults: faults))
             let uploads = distinctUploads(fixture, count: 300)
             var records: [(key: [UInt8]?, value: [UInt8]?)] = (0..<300).map {
                 (Array("k-\($0)".utf8), requestJSON(id: "req-\($0)", uploads: [uploads[$0]], environment: nil))
