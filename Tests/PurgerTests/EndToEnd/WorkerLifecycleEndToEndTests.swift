@@ -53,7 +53,12 @@ extension PipelineEndToEndTests {
                 second.worker.assignedPartitionCount > 0 && first.worker.assignedPartitionCount > 0
                     && second.worker.inFlightCount > 0
             }
-            #expect(busy, "both members own partitions and the leaving one has work in flight")
+            #expect(
+                busy,
+                """
+                both members own partitions and the leaving one has work in flight: first \
+                \(first.worker.assignedPartitionCount), second \(second.worker.assignedPartitionCount) partitions
+                """)
             let left = await second.shutdown()
             #expect(left?.succeeded == true, "the leaving member shut down cleanly")
             let reportedWhenLeft = reportedRequestIDs(try await fixture.read(fixture.resultsTopic) { _ in true })
