@@ -100,6 +100,22 @@ public final class PurgeWorker: Service, Sendable {
         return isAlive && apiReachable && !state.withLock { $0.assigned.isEmpty }
     }
 
+    // MARK: - Observation
+
+    /// Submitted bulk operations whose completion event is not acknowledged yet. Read-only, for tests and
+    /// diagnostics; a snapshot that may change at once.
+    public var inFlightCount: Int { state.withLock { $0.inFlightCount } }
+
+    /// Ids waiting in pending batches over all environments (at most the batch size per environment). Read-only,
+    /// for tests and diagnostics.
+    public var pendingCount: Int { state.withLock { $0.pendingCount } }
+
+    /// Partitions this member has paused for backpressure. Read-only, for tests and diagnostics.
+    public var pausedPartitionCount: Int { state.withLock { $0.paused.count } }
+
+    /// Partitions this member owns now. Read-only, for tests and diagnostics.
+    public var assignedPartitionCount: Int { state.withLock { $0.assigned.count } }
+
     // MARK: - Running
 
     public func run() async throws {
@@ -151,6 +167,11 @@ public final class PurgeWorker: Service, Sendable {
         } catch {
             logger.warning("Final commit failed", metadata: ["error": "\(error)"])
         }
+        // Messages fetched but never polled would reach the queue that KafkaConsumer.close serves with callbacks
+        // only, and librdkafka aborts on them (rd_kafka_q_serve: res != RD_KAFKA_OP_RES_PASS): stop fetching and
+        // drain them (they are not processed; their offsets are not stored) before closing.
+        if let assigned = try? consumer.assignment() { try? consumer.pause(assigned) }
+        while let discarded = try? await consumer.poll(maxMessages: 10_000, timeout: .zero), !discarded.isEmpty {}
         await consumer.close(timeout: settings.shutdownTimeout)
         await producer.close(timeout: .seconds(5))
         control.withLock {
@@ -185,7 +206,8 @@ public final class PurgeWorker: Service, Sendable {
 
     private func consume(from consumer: KafkaConsumer, into sink: AsyncStream<Work>.Continuation) async {
         var lastLagReport = ContinuousClock.now
-        while !shouldStop {
+        // Cancellation (the service group cancelling its services) stops at once: nothing pending is submitted.
+        while !shouldStop, !Task.isCancelled {
             let now = ContinuousClock.now
             let untilDue = state.withLock { $0.nextDeadline }.map { max(.milliseconds(1), $0 - now) }
             let messages: [KafkaMessage]
@@ -217,7 +239,7 @@ public final class PurgeWorker: Service, Sendable {
                 lastLagReport = afterPoll
             }
         }
-        if control.withLock({ $0.fatal == nil }) {
+        if control.withLock({ $0.fatal == nil }), !Task.isCancelled {
             for operation in state.withLock({ $0.flushAll() }) { sink.yield(.job(operation)) }
         }
         sink.finish()
@@ -243,7 +265,9 @@ public final class PurgeWorker: Service, Sendable {
     private func drained(within budget: Duration) async -> Bool {
         let deadline = ContinuousClock.now.advanced(by: budget)
         while state.withLock({ $0.inFlightCount }) > 0 {
-            if control.withLock({ $0.fatal != nil }) || ContinuousClock.now >= deadline { return false }
+            if control.withLock({ $0.fatal != nil }) || Task.isCancelled || ContinuousClock.now >= deadline {
+                return false
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return true

@@ -37,17 +37,18 @@ final class PipelineFixture: Sendable {
 
     static func fastSimulator(
         uploads: Int = 30_000, inUse: Double = 0.05, faults: SimulatorFaults = .init(), token: String = token,
-        rateLimit: RateLimit = RateLimit(requests: 2_000, window: .seconds(1))
+        rateLimit: RateLimit = RateLimit(requests: 2_000, window: .seconds(1)),
+        jobBaseDuration: Duration = .milliseconds(20)
     ) -> SimulatorConfiguration {
         SimulatorConfiguration(
             apiToken: token, environments: [nil, "staging"], uploadsPerEnvironment: uploads, inUseFraction: inUse,
-            rateLimit: rateLimit, jobBaseDuration: .milliseconds(20), jobPerUploadDuration: .microseconds(100),
+            rateLimit: rateLimit, jobBaseDuration: jobBaseDuration, jobPerUploadDuration: .microseconds(100),
             jobJitter: 0.1, faults: faults)
     }
 
     func settings(
         group: String, batchMaxSize: Int = 200, maxWait: Duration = .milliseconds(100), maxInFlight: Int = 8,
-        shutdownTimeout: Duration = .seconds(20)
+        shutdownTimeout: Duration = .seconds(20), kafkaProperties: [String: String] = [:]
     ) throws -> PurgeWorker.Settings {
         var configuration = try PurgerConfiguration.load(environment: [:])
         configuration.kafkaGroupID = group
@@ -60,27 +61,42 @@ final class PipelineFixture: Sendable {
         configuration.shutdownTimeout = shutdownTimeout
         configuration.kafkaProperties = [
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
-        ]
+        ].merging(kafkaProperties) { $1 }
         var settings = PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers)
         settings.statisticsInterval = .milliseconds(500)
         return settings
     }
 
-    func client(token: String = token, jobTimeout: Duration = .seconds(60)) -> CMAClient {
+    func client(token: String = token, jobTimeout: Duration = .seconds(60), logger: Logger = quietLogger) -> CMAClient {
         CMAClient(
             configuration: CMAClientConfiguration(
                 apiToken: APIToken(token), baseURL: baseURL, rateLimit: RateLimit(requests: 2_000, window: .seconds(1)),
                 jobTimeout: jobTimeout, retryBaseDelay: .milliseconds(20), retryMaxDelay: .milliseconds(200)),
+            logger: logger)
+    }
+
+    func worker(_ settings: PurgeWorker.Settings, client: CMAClient? = nil, logger: Logger = quietLogger) -> PurgeWorker
+    {
+        PurgeWorker(settings: settings, client: client ?? self.client(), logger: logger)
+    }
+
+    func producer(properties: [String: String] = [:]) throws -> KafkaProducer {
+        try KafkaProducer(
+            configuration: KafkaProducerConfiguration(
+                bootstrapServers: cluster.bootstrapServers, properties: properties),
             logger: quietLogger)
     }
 
-    func worker(_ settings: PurgeWorker.Settings, client: CMAClient? = nil) -> PurgeWorker {
-        PurgeWorker(settings: settings, client: client ?? self.client(), logger: quietLogger)
-    }
-
-    func producer() throws -> KafkaProducer {
-        try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers), logger: quietLogger)
+    /// Produces `records` to the requests topic one after another, in order; returns where each was stored.
+    func produce(
+        records: [(key: [UInt8]?, value: [UInt8]?)], with producer: KafkaProducer
+    ) async throws -> [DeliveryReport] {
+        var reports: [DeliveryReport] = []
+        for record in records {
+            reports.append(
+                try await producer.send(KafkaRecord(topic: requestsTopic, key: record.key, value: record.value)))
+        }
+        return reports
     }
 
     /// Produces raw values (keys `k-<i>`), all acknowledged.
@@ -195,4 +211,33 @@ func requestJSON(id: String, uploads: [UploadID], environment: String?) -> [UInt
     if let environment { object["environment"] = environment }
     object["requested_at"] = "2026-11-28T10:00:00Z"
     return Array(try! JSONSerialization.data(withJSONObject: object))
+}
+
+/// Waits until `condition` holds, checking every 20 ms, for at most `timeout`; returns whether it held.
+func eventually(
+    timeout: Duration = .seconds(60), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// The request ids of the completion events among `messages`, with how many events name each.
+func reportedRequestIDs(_ messages: [KafkaMessage]) -> [String: Int] {
+    var counts: [String: Int] = [:]
+    for message in messages {
+        guard let event = try? ReadEvent(message) else { continue }
+        for request in Set(event.requests.map(\.request_id)) { counts[request, default: 0] += 1 }
+    }
+    return counts
+}
+
+/// `count` distinct upload ids of the simulator's `environment`, from `offset` in its seeded list.
+func distinctUploads(_ fixture: PipelineFixture, count: Int, from offset: Int = 0, environment: String? = nil)
+    -> [UploadID]
+{
+    Array(fixture.simulator.uploadIDs(environment: environment)[offset..<(offset + count)])
 }

@@ -1,0 +1,282 @@
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Purger
+import Synchronization
+import Testing
+
+extension PipelineEndToEndTests {
+    @Suite("Worker lifecycle end to end")
+    struct WorkerLifecycleEndToEndTests {
+        /// Produces `count` single-id requests `req-<i>` with distinct ids of the primary environment; returns their
+        /// request ids and the end offset of every partition.
+        static func produceDistinctRequests(
+            _ count: Int, fixture: PipelineFixture
+        ) async throws -> (requestIDs: Set<String>, ends: [TopicPartition: Int64]) {
+            let uploads = distinctUploads(fixture, count: count)
+            let values = (0..<count).map { requestJSON(id: "req-\($0)", uploads: [uploads[$0]], environment: nil) }
+            let producer = try fixture.producer()
+            try await fixture.produce(values, with: producer)
+            await producer.close()
+            let consumed = try await fixture.read(fixture.requestsTopic) { $0.count >= count }
+            return (Set((0..<count).map { "req-\($0)" }), fixture.endOffsets(of: consumed))
+        }
+
+        /// A simulator whose jobs take long enough that a worker always has some in flight.
+        static func steadySimulator() -> SimulatorConfiguration {
+            PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200))
+        }
+
+        static func expectCommitted(
+            _ ends: [TopicPartition: Int64], group: String, fixture: PipelineFixture
+        ) async throws {
+            let committed = try await fixture.committedOffsets(group: group)
+            for (partition, end) in ends {
+                #expect(committed[partition] == .some(end), "partition \(partition) committed to its end")
+            }
+        }
+
+        // MARK: - Two members, one leaving
+
+        @Test func aMemberLeavingMidRunLosesNothingAndRepeatsLittle() async throws {
+            let fixture = try await PipelineFixture(simulator: Self.steadySimulator())
+            let count = 3000
+            let (requestIDs, ends) = try await Self.produceDistinctRequests(count, fixture: fixture)
+            let group = "purger-\(UUID())"
+            let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
+            let first = RunningWorker(fixture.worker(settings))
+            let second = RunningWorker(fixture.worker(settings))
+
+            // The second member owns partitions and has jobs in flight when it leaves.
+            let busy = await eventually(timeout: .seconds(60)) {
+                second.worker.assignedPartitionCount > 0 && first.worker.assignedPartitionCount > 0
+                    && second.worker.inFlightCount > 0
+            }
+            #expect(
+                busy,
+                """
+                both members own partitions and the leaving one has work in flight: first \
+                \(first.worker.assignedPartitionCount), second \(second.worker.assignedPartitionCount) partitions
+                """)
+            let left = await second.shutdown()
+            #expect(left?.succeeded == true, "the leaving member shut down cleanly")
+            let reportedWhenLeft = reportedRequestIDs(try await fixture.read(fixture.resultsTopic) { _ in true })
+            #expect(reportedWhenLeft.count < count, "the member left mid-run")
+            #expect(
+                await eventually(timeout: .seconds(30)) {
+                    first.worker.assignedPartitionCount == Int(fixture.partitions)
+                },
+                "the remaining member takes over every partition")
+
+            let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
+                Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
+            }
+            let stayed = await first.shutdown()
+            #expect(stayed?.succeeded == true)
+
+            let reported = reportedRequestIDs(results)
+            #expect(requestIDs.subtracting(reported.keys).isEmpty, "every request is reported")
+            let repeated = reported.filter { $0.value > 1 }
+            print("two members, one leaving: \(repeated.count) of \(count) requests reported more than once")
+            #expect(repeated.count <= count / 20, "only work in flight at the revocation is repeated")
+            #expect(try results.map(ReadEvent.init).allSatisfy { $0.status == "completed" })
+            try await Self.expectCommitted(ends, group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - Abrupt stop
+
+        @Test func aCancelledWorkerLosesNothingAfterARestart() async throws {
+            let fixture = try await PipelineFixture(simulator: Self.steadySimulator())
+            let count = 3000
+            let (requestIDs, ends) = try await Self.produceDistinctRequests(count, fixture: fixture)
+            let group = "purger-\(UUID())"
+            let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
+
+            let first = RunningWorker(fixture.worker(settings))
+            _ = try await fixture.read(fixture.resultsTopic) { reportedRequestIDs($0).count >= count / 6 }
+            #expect(
+                await eventually { first.worker.inFlightCount > 0 }, "jobs are in flight when the worker is stopped")
+            let cancelled = await first.cancel()
+            #expect(cancelled != nil, "the worker ends when its task is cancelled")
+            let committedAfterStop = try await fixture.committedOffsets(group: group)
+            let done = committedAfterStop.values.reduce(Int64(0)) { $0 + ($1 ?? 0) }
+            #expect(done > 0 && done < Int64(count), "the stop came mid-run, after some work was committed")
+
+            let second = RunningWorker(fixture.worker(settings))
+            let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
+                Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
+            }
+            #expect(await second.shutdown()?.succeeded == true)
+            let reported = reportedRequestIDs(results)
+            #expect(requestIDs.subtracting(reported.keys).isEmpty, "every request is reported across both runs")
+            let repeated = reported.filter { $0.value > 1 }.count
+            print("abrupt stop: \(repeated) of \(count) requests reported twice; \(done) committed at the stop")
+            try await Self.expectCommitted(ends, group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - Graceful shutdown
+
+        @Test func aGracefulShutdownFinishesInFlightJobsAndTheNextRunRepeatsNothing() async throws {
+            let fixture = try await PipelineFixture(simulator: Self.steadySimulator())
+            let count = 3000
+            let (requestIDs, ends) = try await Self.produceDistinctRequests(count, fixture: fixture)
+            let group = "purger-\(UUID())"
+            let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
+
+            let first = RunningWorker(fixture.worker(settings))
+            #expect(await eventually { first.worker.inFlightCount > 0 }, "jobs are in flight at the shutdown")
+            #expect(await first.shutdown()?.succeeded == true)
+            #expect(first.worker.inFlightCount == 0, "in-flight jobs finished")
+            let committed = try await fixture.committedOffsets(group: group).compactMapValues { $0 }
+            let done = committed.values.reduce(0, +)
+            #expect(done > 0 && done < Int64(count), "the shutdown came mid-run")
+
+            // Everything reported by the first run is below its committed offsets, and everything below is reported.
+            let firstResults = try await fixture.read(fixture.resultsTopic, timeout: .seconds(30)) { messages in
+                let positions = Set(messages.flatMap { (try? ReadEvent($0))?.requests ?? [] }.map(\.position))
+                return committed.allSatisfy { partition, end in
+                    (0..<end).allSatisfy { positions.contains("\(partition.partition)/\($0)") }
+                }
+            }
+            let firstRequests = try firstResults.flatMap { try ReadEvent($0).requests }
+            let beyond = firstRequests.filter { request in
+                request.offset >= (committed[TopicPartition(topic: request.topic, partition: request.partition)] ?? 0)
+            }
+            #expect(beyond.isEmpty, "nothing reported stays uncommitted: \(beyond.prefix(3).map(\.position))")
+            #expect(Set(firstRequests.map(\.position)).count == Int(done), "everything committed is reported")
+
+            let second = RunningWorker(fixture.worker(settings))
+            let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
+                Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
+            }
+            #expect(await second.shutdown()?.succeeded == true)
+            let reported = reportedRequestIDs(results)
+            #expect(requestIDs.subtracting(reported.keys).isEmpty, "every request is reported")
+            let repeated = reported.filter { $0.value > 1 }.keys
+            #expect(repeated.isEmpty, "no request is reported twice: \(repeated.prefix(5))")
+            try await Self.expectCommitted(ends, group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - Backpressure
+
+        @Test func aSlowAPIPausesPartitionsBoundsPendingIdsAndKeepsTheMember() async throws {
+            let fixture = try await PipelineFixture(
+                simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(1500)))
+            let count = 600
+            let primary = distinctUploads(fixture, count: count / 2)
+            let staging = distinctUploads(fixture, count: count / 2, environment: "staging")
+            let values = (0..<count).map { index in
+                index % 2 == 0
+                    ? requestJSON(id: "req-\(index)", uploads: [primary[index / 2]], environment: nil)
+                    : requestJSON(id: "req-\(index)", uploads: [staging[index / 2]], environment: "staging")
+            }
+            let producer = try fixture.producer()
+            try await fixture.produce(values, with: producer)
+            await producer.close()
+            let requestIDs = Set((0..<count).map { "req-\($0)" })
+
+            let group = "purger-\(UUID())"
+            let batchMaxSize = 20
+            let settings = try fixture.settings(
+                group: group, batchMaxSize: batchMaxSize, maxInFlight: 2,
+                kafkaProperties: ["max.poll.interval.ms": "6000"])
+            let recorder = LogRecorder()
+            let running = RunningWorker(fixture.worker(settings, logger: recorder.logger(level: .info)))
+            let started = ContinuousClock.now
+
+            struct Observed { var paused = 0, pending = 0, inFlight = 0 }
+            let observed = Mutex(Observed())
+            let sampling = Mutex(true)
+            async let sampler: Void = {
+                while sampling.withLock({ $0 }), ContinuousClock.now - started < .seconds(150) {
+                    let worker = running.worker
+                    let (paused, pending, inFlight) = (
+                        worker.pausedPartitionCount, worker.pendingCount, worker.inFlightCount
+                    )
+                    observed.withLock {
+                        $0.paused = max($0.paused, paused)
+                        $0.pending = max($0.pending, pending)
+                        $0.inFlight = max($0.inFlight, inFlight)
+                    }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+            }()
+            let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
+                Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
+            }
+            // Stay well past max.poll.interval.ms, so that a member that stopped polling would have been evicted.
+            _ = await eventually(timeout: .seconds(30)) { ContinuousClock.now - started > .seconds(8) }
+            let linesBeforeShutdown = recorder.recorded
+            sampling.withLock { $0 = false }
+            await sampler
+            #expect(await running.shutdown()?.succeeded == true)
+
+            let maxima = observed.withLock { $0 }
+            print(
+                "slow API: max paused partitions \(maxima.paused), max pending ids \(maxima.pending), "
+                    + "max in-flight jobs \(maxima.inFlight), run \(ContinuousClock.now - started)")
+            #expect(maxima.paused > 0, "partitions were paused")
+            #expect(maxima.pending <= batchMaxSize * 2, "pending ids stay within one batch per environment")
+            let revocations = linesBeforeShutdown.filter { $0.contains("Partitions revoked") || $0.contains("MAXPOLL") }
+            #expect(revocations.isEmpty, "the member was never evicted: \(revocations.prefix(3))")
+            let reported = reportedRequestIDs(results)
+            #expect(requestIDs.subtracting(reported.keys).isEmpty)
+            #expect(reported.values.allSatisfy { $0 == 1 }, "no request repeated")
+            let consumed = try await fixture.read(fixture.requestsTopic) { $0.count >= count }
+            try await Self.expectCommitted(fixture.endOffsets(of: consumed), group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - Rejected token
+
+        @Test func aRejectedTokenStopsTheWorkerWithoutCommittingUnfinishedWork() async throws {
+            let fixture = try await PipelineFixture()
+            let uploads = distinctUploads(fixture, count: 200)
+            var records: [(key: [UInt8]?, value: [UInt8]?)] = (0..<3).map {
+                (Array("bad-\($0)".utf8), Array("nope".utf8))
+            }
+            records += (0..<200).map {
+                (Array("k-\($0)".utf8), requestJSON(id: "req-\($0)", uploads: [uploads[$0]], environment: nil))
+            }
+            let producer = try fixture.producer()
+            let reports = try await fixture.produce(records: records, with: producer)
+            await producer.close()
+            var firstValid: [TopicPartition: Int64] = [:]
+            for report in reports[3...] {
+                firstValid[report.topicPartition] = min(firstValid[report.topicPartition] ?? .max, report.offset)
+            }
+
+            let group = "purger-\(UUID())"
+            let running = RunningWorker(
+                fixture.worker(try fixture.settings(group: group), client: fixture.client(token: "e2e-wrong-token")))
+            let ended = await running.ended(within: .seconds(60))
+            guard case .failure(let error) = ended else {
+                Issue.record("the worker did not fail: \(String(describing: ended))")
+                return
+            }
+            guard case .tokenRejected = error as? WorkerError else {
+                Issue.record("the worker failed with \(error), not tokenRejected")
+                return
+            }
+            let committed = try await fixture.committedOffsets(group: group)
+            for (partition, offset) in committed {
+                guard let offset else { continue }
+                #expect(
+                    offset <= firstValid[partition] ?? .max,
+                    "partition \(partition) committed \(offset), past unfinished request at \(firstValid[partition]!)")
+            }
+            #expect(fixture.simulator.deletedUploadIDs(environment: nil).isEmpty)
+            #expect(fixture.simulator.stats().jobsStarted == 0)
+            await fixture.simulator.shutdown()
+        }
+    }
+}
+
+extension ReadEvent.Request {
+    /// `partition/offset`, for comparing positions.
+    var position: String { "\(partition)/\(offset)" }
+}
