@@ -167,11 +167,6 @@ public final class PurgeWorker: Service, Sendable {
         } catch {
             logger.warning("Final commit failed", metadata: ["error": "\(error)"])
         }
-        // Messages fetched but never polled would reach the queue that KafkaConsumer.close serves with callbacks
-        // only, and librdkafka aborts on them (rd_kafka_q_serve: res != RD_KAFKA_OP_RES_PASS): stop fetching and
-        // drain them (they are not processed; their offsets are not stored) before closing.
-        if let assigned = try? consumer.assignment() { try? consumer.pause(assigned) }
-        while let discarded = try? await consumer.poll(maxMessages: 10_000, timeout: .zero), !discarded.isEmpty {}
         await consumer.close(timeout: settings.shutdownTimeout)
         await producer.close(timeout: .seconds(5))
         control.withLock {
@@ -355,14 +350,27 @@ public final class PurgeWorker: Service, Sendable {
         }
     }
 
+    /// Sends `message` unchanged to the dead-letter topic with the reason in headers. A value too large for the
+    /// dead-letter topic (a request far above 1 MiB) goes without its value and with a `purger.value.omitted`
+    /// header giving its size, rather than stopping the worker on a message it could never deliver.
     private func publishDeadLetter(
         _ message: KafkaMessage, _ deadLetter: DeadLetter, producer: KafkaProducer
     ) async throws(KafkaError) {
         metrics.deadLetters.increment()
-        _ = try await producer.send(
-            KafkaRecord(
-                topic: settings.dlqTopic, key: message.key, value: message.value,
-                headers: deadLetter.headers.map { KafkaHeader(name: $0.key, value: $0.value) }))
+        let headers = deadLetter.headers.map { KafkaHeader(name: $0.key, value: $0.value) }
+        do {
+            _ = try await producer.send(
+                KafkaRecord(topic: settings.dlqTopic, key: message.key, value: message.value, headers: headers))
+        } catch  where error.code == .messageSizeTooLarge {
+            logger.warning(
+                "Dead letter too large for its topic; sent without its value",
+                metadata: ["bytes": "\(message.value?.count ?? 0)", "offset": "\(message.offset)"])
+            _ = try await producer.send(
+                KafkaRecord(
+                    topic: settings.dlqTopic, key: message.key, value: nil,
+                    headers: headers + [KafkaHeader(name: "purger.value.omitted", text: "\(message.value?.count ?? 0)")]
+                ))
+        }
     }
 
     // MARK: - Offsets

@@ -136,5 +136,38 @@ extension PipelineEndToEndTests {
             await producer.close()
             await fixture.simulator.shutdown()
         }
+
+        @Test func aDeadLetterTooLargeForItsTopicGoesWithoutItsValueInsteadOfStoppingTheWorker() async throws {
+            let fixture = try await PipelineFixture()
+            let uploads = fixture.simulator.uploadIDs(environment: nil)
+            let huge = [UInt8](repeating: UInt8(ascii: "x"), count: 2_000_000)
+            var records: [(key: [UInt8]?, value: [UInt8]?)] = [(Array("huge".utf8), huge)]
+            for index in 0..<20 {
+                records.append((nil, requestJSON(id: "valid-\(index)", uploads: [uploads[index]], environment: nil)))
+            }
+            let producer = try fixture.producer(properties: ["message.max.bytes": "4000000"])
+            _ = try await fixture.produce(records: records, with: producer)
+            await producer.close()
+
+            // The worker keeps librdkafka's default limit (1,000,000 bytes), so the original cannot be re-sent.
+            let worker = fixture.worker(try fixture.settings(group: "purger-\(UUID())"))
+            let (deadLetters, failure) = try await withRunningWorker(worker) {
+                _ = try await fixture.read(fixture.resultsTopic, timeout: .seconds(60)) { messages in
+                    reportedRequestIDs(messages).count >= 20
+                }
+                return try await fixture.read(fixture.dlqTopic, timeout: .seconds(30)) { $0.count >= 1 }
+            }
+            #expect(failure == nil)
+            let deadLetter = try #require(deadLetters.first)
+            #expect(deadLetters.count == 1)
+            #expect(deadLetter.key == Array("huge".utf8))
+            #expect(deadLetter.value == nil)
+            let headers = Dictionary(
+                deadLetter.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }
+            ) { first, _ in first }
+            #expect(headers["purger.error.code"] == "payload_too_large")
+            #expect(headers["purger.value.omitted"] == "2000000")
+            await fixture.simulator.shutdown()
+        }
     }
 }
