@@ -111,6 +111,16 @@ extension PipelineEndToEndTests {
                 $0.count >= invalid.count
             }
             #expect(deadLetters.count == invalid.count)
+            let headerObjects = try deadLetters.map { message in
+                let object = Dictionary(
+                    message.headers.map { ($0.name, String(decoding: $0.value ?? [], as: UTF8.self)) }
+                ) { first, _ in first }
+                return Array(try JSONSerialization.data(withJSONObject: object))
+            }
+            let schemaCheck = try RealOutputTests.checkSchemas([
+                "--validate-dead-letter-headers", try RealOutputTests.jsonLines(headerObjects),
+            ])
+            #expect(schemaCheck.status == 0, "\(schemaCheck.output.suffix(2_000))")
             func header(_ message: KafkaMessage, _ name: String) -> String? {
                 message.headers.first { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
             }

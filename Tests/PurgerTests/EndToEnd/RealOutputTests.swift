@@ -1,0 +1,79 @@
+import DatoCMS
+import Foundation
+import Kafka
+import Testing
+
+/// `enqueue` as users run it, and the worker's real output against the published JSON Schemas.
+@Suite("enqueue and schemas", .serialized, .timeLimit(.minutes(5)))
+struct RealOutputTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Runs `ops/check-deploy-files` with `arguments`; returns its exit status and output.
+    static func checkSchemas(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", repository.appendingPathComponent("ops/check-deploy-files").path] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    static func jsonLines(_ values: [[UInt8]]) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("purger-\(UUID()).jsonl").path
+        let text = values.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func enqueueSplitsIdsIntoValidRequestsAndTheWorkerOutputMatchesTheSchemas() async throws {
+        let fixture = try await PipelineFixture()
+        let staging = fixture.simulator.uploadIDs(environment: "staging")
+        let environment = ["KAFKA_BOOTSTRAP_SERVERS": fixture.cluster.bootstrapServers]
+        let file = try Self.jsonLines([Array(staging.prefix(2_500).map(\.rawValue).joined(separator: "\n").utf8)])
+
+        let enqueued = try await WorkerProcess.run(
+            [
+                "enqueue", "--topic", fixture.requestsTopic, "--environment", "staging", "--request-id", "bulk",
+                "--file",
+                file,
+            ], environment: environment)
+        #expect(enqueued.status == 0, "\(enqueued.stderr)")
+        #expect(enqueued.stdout.contains("Produced 3 request(s) with 2500 upload id(s)"))
+        let single = try await WorkerProcess.run(
+            ["enqueue", "--topic", fixture.requestsTopic, "--environment", "staging", staging[2_600].rawValue],
+            environment: environment)
+        #expect(single.status == 0)
+        let refused = try await WorkerProcess.run(
+            ["enqueue", "--topic", fixture.requestsTopic, staging[0].rawValue, "not-an-id"], environment: environment)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.split(separator: "\n").count == 1 && refused.stderr.contains("not-an-id"))
+
+        let requests = try await fixture.read(fixture.requestsTopic, timeout: .seconds(30)) { $0.count >= 4 }
+        #expect(requests.count == 4, "nothing produced for the refused invocation")
+        let names = requests.compactMap { $0.key.map { String(decoding: $0, as: UTF8.self) } }
+        #expect(Set(names) == ["bulk-1", "bulk-2", "bulk-3"])
+        let validation = try Self.checkSchemas([
+            "--validate-requests", try Self.jsonLines(requests.compactMap(\.value)),
+        ])
+        #expect(validation.status == 0, "\(validation.output.suffix(2_000))")
+
+        let worker = fixture.worker(try fixture.settings(group: "schemas-\(UUID())"))
+        let (events, failure) = try await withRunningWorker(worker) {
+            try await fixture.read(fixture.resultsTopic) { messages in
+                messages.reduce(0) { $0 + ((try? ReadEvent($1))?.requested ?? 0) } >= 2_501
+            }
+        }
+        #expect(failure == nil)
+        let decoded = try events.map(ReadEvent.init)
+        #expect(decoded.reduce(0) { $0 + $1.requested } == 2_501)
+        #expect(decoded.allSatisfy { $0.environment == "staging" })
+        let eventCheck = try Self.checkSchemas(["--validate-events", try Self.jsonLines(events.compactMap(\.value))])
+        #expect(eventCheck.status == 0, "\(eventCheck.output.suffix(2_000))")
+        await fixture.simulator.shutdown()
+    }
+}
