@@ -77,9 +77,9 @@ enum BenchReport {
         let limited = results.map { rates($0.samples, \.rateLimited) }
         var body: [String] = []
         body.append(
-            #"<text x="\#(left)" y="22" font-size="15" font-weight="bold">upload-purger bench: throughput and 429s over time</text>"#
+            ##"<text x="\##(left)" y="22" font-size="15" font-weight="bold">upload-purger bench: throughput and 429s over time</text>"##
         )
-        body.append(#"<text x="\#(left)" y="40" font-size="11" fill="#555">\#(escape(caption))</text>"#)
+        body.append(##"<text x="\##(left)" y="40" font-size="11" fill="#555">\##(escape(caption))</text>"##)
         let panels: [(title: String, series: [[(Double, Double)]], top: Double)] = [
             ("uploads deleted per second (3 s moving average)", throughput, 60),
             ("429 responses per second", limited, 60 + panelHeight + 50),
@@ -88,22 +88,22 @@ enum BenchReport {
             let maxY = niceCeiling(max(panel.series.flatMap { $0.map(\.1) }.max() ?? 1, 1))
             let top = panel.top
             let bottom = top + panelHeight
-            body.append(#"<text x="\#(left)" y="\#(top - 6)" font-size="12">\#(panel.title)</text>"#)
+            body.append(##"<text x="\##(left)" y="\##(top - 6)" font-size="12">\##(panel.title)</text>"##)
             body.append(
-                #"<rect x="\#(left)" y="\#(top)" width="\#(plotWidth)" height="\#(panelHeight)" fill="none" stroke="#999"/>"#
+                ##"<rect x="\##(left)" y="\##(top)" width="\##(plotWidth)" height="\##(panelHeight)" fill="none" stroke="#999"/>"##
             )
             for tick in ticks(upTo: maxY) {
                 let y = bottom - tick / maxY * panelHeight
                 body.append(
-                    #"<line x1="\#(left)" y1="\#(f(y))" x2="\#(left + plotWidth)" y2="\#(f(y))" stroke="#eee"/>"#)
+                    ##"<line x1="\##(left)" y1="\##(f(y))" x2="\##(left + plotWidth)" y2="\##(f(y))" stroke="#eee"/>"##)
                 body.append(
-                    #"<text x="\#(left - 6)" y="\#(f(y + 4))" font-size="10" text-anchor="end">\#(format(tick, 0))</text>"#
+                    ##"<text x="\##(left - 6)" y="\##(f(y + 4))" font-size="10" text-anchor="end">\##(format(tick, 0))</text>"##
                 )
             }
             for tick in ticks(upTo: niceCeiling(maxT)) where tick <= maxT {
                 let x = left + tick / maxT * plotWidth
                 body.append(
-                    #"<text x="\#(f(x))" y="\#(bottom + 14)" font-size="10" text-anchor="middle">\#(format(tick, 0)) s</text>"#
+                    ##"<text x="\##(f(x))" y="\##(bottom + 14)" font-size="10" text-anchor="middle">\##(format(tick, 0)) s</text>"##
                 )
             }
             for (index, series) in panel.series.enumerated() where !series.isEmpty {
@@ -111,7 +111,7 @@ enum BenchReport {
                     "\(f(left + point.0 / maxT * plotWidth)),\(f(bottom - point.1 / maxY * panelHeight))"
                 }
                 body.append(
-                    #"<polyline fill="none" stroke="\#(strategies[index].colour)" stroke-width="1.6" points="\#(points.joined(separator: " "))"/>"#
+                    ##"<polyline fill="none" stroke="\##(strategies[index].colour)" stroke-width="1.6" points="\##(points.joined(separator: " "))"/>"##
                 )
             }
         }
@@ -119,9 +119,9 @@ enum BenchReport {
         for (index, strategy) in strategies.enumerated() {
             let x = left + Double(index) * 220
             body.append(
-                #"<line x1="\#(f(x))" y1="\#(legendY)" x2="\#(f(x + 24))" y2="\#(legendY)" stroke="\#(strategy.colour)" stroke-width="3"/>"#
+                ##"<line x1="\##(f(x))" y1="\##(legendY)" x2="\##(f(x + 24))" y2="\##(legendY)" stroke="\##(strategy.colour)" stroke-width="3"/>"##
             )
-            body.append(#"<text x="\#(f(x + 30))" y="\#(legendY + 4)" font-size="11">\#(escape(strategy.title))</text>"#)
+            body.append(##"<text x="\##(f(x + 30))" y="\##(legendY + 4)" font-size="11">\##(escape(strategy.title))</text>"##)
         }
         let height = legendY + 20
         return """
