@@ -21,7 +21,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Deletion requests per strategy.")
     var requests = 2_000
 
-    @Option(name: .customLong("max-ids-per-request"), help: "Each request carries 1 to this many distinct ids (uniformly).")
+    @Option(
+        name: .customLong("max-ids-per-request"), help: "Each request carries 1 to this many distinct ids (uniformly).")
     var maxIDsPerRequest = 40
 
     @Option(help: "The API token's request budget, for the simulator and the clients.")

@@ -121,7 +121,8 @@ enum BenchReport {
             body.append(
                 ##"<line x1="\##(f(x))" y1="\##(legendY)" x2="\##(f(x + 24))" y2="\##(legendY)" stroke="\##(strategy.colour)" stroke-width="3"/>"##
             )
-            body.append(##"<text x="\##(f(x + 30))" y="\##(legendY + 4)" font-size="11">\##(escape(strategy.title))</text>"##)
+            body.append(
+                ##"<text x="\##(f(x + 30))" y="\##(legendY + 4)" font-size="11">\##(escape(strategy.title))</text>"##)
         }
         let height = legendY + 20
         return """
