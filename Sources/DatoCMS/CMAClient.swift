@@ -34,8 +34,9 @@ public final class CMAClient: Sendable {
             deadline: configuration.retryDeadline)
         self.state = Mutex(
             State(
-                rateLimiter: RateLimiter(configuration.rateLimit),
-                pollScheduler: PollScheduler(configuration: configuration.pollSchedule)))
+                rateLimiter: RateLimiter(configuration.rateLimit, pacing: configuration.pacing),
+                pollScheduler: PollScheduler(
+                    configuration: configuration.pollSchedule, strategy: configuration.pollStrategy)))
     }
 
     /// A snapshot of the requests, waits, polls and jobs so far.

@@ -23,6 +23,10 @@ public struct CMAClientConfiguration: Sendable {
     public var retryMaxDelay: Duration
     /// Tuning of the job-result poll schedule.
     public var pollSchedule: PollScheduler.Configuration
+    /// Adaptive polling (default) or the official client's linear schedule; the latter exists for benchmarks.
+    public var pollStrategy: PollScheduler.Strategy
+    /// Proactive pacing (default) or reacting to 429s only; the latter exists for benchmarks.
+    public var pacing: RateLimiter.Pacing
 
     /// Creates a configuration; every parameter but the token has the documented default.
     public init(
@@ -36,7 +40,9 @@ public struct CMAClientConfiguration: Sendable {
         retryDeadline: Duration = .seconds(120),
         retryBaseDelay: Duration = .milliseconds(250),
         retryMaxDelay: Duration = .seconds(10),
-        pollSchedule: PollScheduler.Configuration = .init()
+        pollSchedule: PollScheduler.Configuration = .init(),
+        pollStrategy: PollScheduler.Strategy = .adaptive,
+        pacing: RateLimiter.Pacing = .proactive
     ) {
         var trimmed = baseURL
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -51,5 +57,7 @@ public struct CMAClientConfiguration: Sendable {
         self.retryBaseDelay = retryBaseDelay
         self.retryMaxDelay = retryMaxDelay
         self.pollSchedule = pollSchedule
+        self.pollStrategy = pollStrategy
+        self.pacing = pacing
     }
 }

@@ -15,7 +15,18 @@
 ///
 /// In simulation with ±10 % job jitter, sequential or three jobs at a time, this settles near 1.22 polls per job with
 /// completion noticed on average 10–15 % after the true duration (see `PollSchedulerTests`).
+///
+/// ``Strategy/linear(step:)`` replaces all of this with the official client's schedule, for comparisons: the first
+/// poll `step` after submission and every further one `step` after the previous answer; nothing is learned.
 public struct PollScheduler: Sendable {
+    /// How poll times are chosen.
+    public enum Strategy: Sendable, Equatable {
+        /// Predicted completion times learned from earlier jobs (the default).
+        case adaptive
+        /// A poll every `step` (the official JS client: 1, 2, 3, … s), with no limit on polls per job.
+        case linear(step: Duration)
+    }
+
     /// Tuning knobs; the defaults suit DatoCMS.
     public struct Configuration: Sendable, Equatable {
         /// Prediction before any job missed a poll: fixed part.
@@ -63,14 +74,17 @@ public struct PollScheduler: Sendable {
 
     /// The tuning in use.
     public let configuration: Configuration
+    /// Adaptive (default) or linear.
+    public let strategy: Strategy
     private var samples: [Sample] = []
     private var nextSlot = 0
     private var factor = 1.0
     private var hitStreak = 0
 
     /// A scheduler that knows only its prior.
-    public init(configuration: Configuration = .init()) {
+    public init(configuration: Configuration = .init(), strategy: Strategy = .adaptive) {
         self.configuration = configuration
+        self.strategy = strategy
     }
 
     /// Whether a job has missed a poll yet, i.e. the line is learned rather than the prior.
@@ -83,11 +97,13 @@ public struct PollScheduler: Sendable {
 
     /// Delay from submission to the first poll.
     public func firstPollDelay(uploads: Int) -> Duration {
-        predictedDuration(uploads: uploads)
+        if case .linear(let step) = strategy { return step }
+        return predictedDuration(uploads: uploads)
     }
 
     /// Delay from the `misses`-th miss (1-based) to the next poll.
     public func delayAfterMiss(uploads: Int, misses: Int) -> Duration {
+        if case .linear(let step) = strategy { return step }
         let fraction = isWarmedUp ? configuration.missBackoffFraction : max(configuration.missBackoffFraction, 0.25)
         var seconds = predictedDuration(uploads: uploads).seconds * fraction
         for _ in 0..<min(max(misses - 1, 0), 30) { seconds *= 2 }

@@ -16,7 +16,19 @@
 ///
 /// Submissions may use the whole budget; polls and lookups leave a tenth of it (at least one request when the budget
 /// is 10 or more) so new work is never starved by polling.
+///
+/// With ``Pacing/reactiveOnly`` (for comparisons only) every constraint but the 429 block is off: requests go out as
+/// soon as they are asked for, and only a 429's `X-RateLimit-Reset` holds them back, as in the official JS client.
 public struct RateLimiter: Sendable {
+    /// Whether the limiter spends the budget proactively or only reacts to 429s.
+    public enum Pacing: Sendable, Equatable {
+        /// The default: the sliding window, the server's `Remaining`, sharing margins and the 429 block.
+        case proactive
+        /// Only the 429 block: no grant before `X-RateLimit-Reset` has passed, no limit otherwise. Meant for
+        /// benchmarks that compare against clients without pacing; a worker sharing a token must not use it.
+        case reactiveOnly
+    }
+
     /// Who is asking; polls and lookups leave a reserve for submissions.
     public enum Priority: Sendable, Equatable {
         /// A bulk-destroy POST: useful work, may use the whole budget.
@@ -67,6 +79,8 @@ public struct RateLimiter: Sendable {
 
     /// The configured budget.
     public let configured: RateLimit
+    /// Proactive (default) or reactive-only pacing.
+    public let pacing: Pacing
     private var serverLimit: Int?
     private var grants: [ContinuousClock.Instant] = []
     private var nextSequence: UInt64 = 0
@@ -77,8 +91,9 @@ public struct RateLimiter: Sendable {
     public private(set) var blockedUntil: ContinuousClock.Instant?
 
     /// A limiter with the configured budget and no history.
-    public init(_ rateLimit: RateLimit) {
+    public init(_ rateLimit: RateLimit, pacing: Pacing = .proactive) {
         self.configured = rateLimit
+        self.pacing = pacing
     }
 
     /// Requests allowed per window: the configured budget, lowered to the server's `X-RateLimit-Limit`.
@@ -86,6 +101,10 @@ public struct RateLimiter: Sendable {
 
     /// Grants the request now, or says when to ask again.
     public mutating func acquire(at now: ContinuousClock.Instant, priority: Priority) -> Decision {
+        if pacing == .reactiveOnly {
+            if let blockedUntil, blockedUntil > now { return .wait(until: blockedUntil) }
+            return grant(at: now)
+        }
         let window = configured.window
         let limit = effectiveLimit
         let reserve = priority == .submission ? 0 : limit / 10
@@ -120,9 +139,13 @@ public struct RateLimiter: Sendable {
         if earliest > now {
             return .wait(until: earliest)
         }
+        return grant(at: now)
+    }
+
+    private mutating func grant(at now: ContinuousClock.Instant) -> Decision {
         let ticket = Ticket(sequence: nextSequence)
         nextSequence += 1
-        grants.append(now)
+        if pacing == .proactive { grants.append(now) }
         lastGrant = now
         return .granted(ticket)
     }

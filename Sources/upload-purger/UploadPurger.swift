@@ -6,6 +6,8 @@ struct UploadPurger: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload-purger",
         abstract: "Consumes upload deletion requests from Kafka and deletes them in bulk through the DatoCMS API.",
-        subcommands: [RunCommand.self, DemoCommand.self, SimulatorCommand.self, EnqueueCommand.self]
+        subcommands: [
+            RunCommand.self, DemoCommand.self, SimulatorCommand.self, EnqueueCommand.self, BenchCommand.self,
+        ]
     )
 }

@@ -90,3 +90,44 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+@Suite struct LinearPollStrategyTests {
+    @Test func pollsEveryStepFromSubmissionRegardlessOfSizeOrMisses() {
+        let scheduler = PollScheduler(strategy: .linear(step: .seconds(1)))
+        for uploads in [1, 20, 200] {
+            #expect(scheduler.firstPollDelay(uploads: uploads) == .seconds(1))
+            for misses in 1...40 {
+                #expect(scheduler.delayAfterMiss(uploads: uploads, misses: misses) == .seconds(1))
+            }
+        }
+    }
+
+    @Test func learningDoesNotChangeTheLinearSchedule() {
+        var scheduler = PollScheduler(strategy: .linear(step: .milliseconds(1500)))
+        for _ in 0..<50 {
+            scheduler.recordCompletion(uploads: 200, lastMissAt: .seconds(3), foundAt: .seconds(4.5))
+            scheduler.recordCompletion(uploads: 5, lastMissAt: nil, foundAt: .seconds(1.5))
+        }
+        #expect(scheduler.firstPollDelay(uploads: 200) == .milliseconds(1500))
+        #expect(scheduler.delayAfterMiss(uploads: 200, misses: 3) == .milliseconds(1500))
+    }
+
+    /// A job of true duration d is found by poll ⌈d / step⌉, so the official schedule costs about one poll per second
+    /// of job time.
+    @Test func costsOnePollPerStepOfJobTime() {
+        let scheduler = PollScheduler(strategy: .linear(step: .seconds(1)))
+        for (truth, expected) in [(0.8, 1), (1.8, 2), (4.2, 5)] {
+            var pollAt = scheduler.firstPollDelay(uploads: 200).secondsDouble
+            var polls = 1
+            while pollAt < truth {
+                pollAt += scheduler.delayAfterMiss(uploads: 200, misses: polls).secondsDouble
+                polls += 1
+            }
+            #expect(polls == expected)
+        }
+    }
+
+    @Test func adaptiveIsTheDefault() {
+        #expect(PollScheduler().strategy == .adaptive)
+    }
+}

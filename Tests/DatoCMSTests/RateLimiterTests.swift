@@ -156,3 +156,52 @@ import Testing
         #expect(rejected <= 2, "429s: \(rejected)")
     }
 }
+
+@Suite struct ReactiveOnlyPacingTests {
+    let start = ContinuousClock.now
+    let limit = RateLimit(requests: 60, window: .seconds(3))
+
+    @Test func grantsEveryRequestAtOnceWhileNoRateLimitWasSeen() {
+        var limiter = RateLimiter(limit, pacing: .reactiveOnly)
+        var granted = 0
+        while case .granted = limiter.acquire(at: start, priority: .submission), granted < 500 { granted += 1 }
+        #expect(granted == 500)
+    }
+
+    @Test func ignoresTheServersRemainingCount() {
+        var limiter = RateLimiter(limit, pacing: .reactiveOnly)
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .background) else {
+            Issue.record("first request not granted")
+            return
+        }
+        limiter.record(.init(limit: 60, remaining: 0), for: ticket, at: start)
+        guard case .granted = limiter.acquire(at: start + .milliseconds(1), priority: .background) else {
+            Issue.record("reactive-only pacing held back a request without a 429")
+            return
+        }
+    }
+
+    @Test func waitsForTheResetOfA429AndNoLonger() {
+        var limiter = RateLimiter(limit, pacing: .reactiveOnly)
+        guard case .granted(let ticket) = limiter.acquire(at: start, priority: .submission) else {
+            Issue.record("first request not granted")
+            return
+        }
+        limiter.record(.init(limit: 60, remaining: 0, resetSeconds: 2, rateLimited: true), for: ticket, at: start)
+        #expect(limiter.acquire(at: start + .seconds(1), priority: .submission) == .wait(until: start + .seconds(2)))
+        guard case .granted = limiter.acquire(at: start + .seconds(2), priority: .submission) else {
+            Issue.record("not granted after the reset")
+            return
+        }
+        guard case .granted = limiter.acquire(at: start + .seconds(2), priority: .submission) else {
+            Issue.record("reactive-only pacing spaced requests after the reset")
+            return
+        }
+    }
+
+    @Test func proactiveIsTheDefault() {
+        #expect(RateLimiter(limit).pacing == .proactive)
+        #expect(CMAClientConfiguration(apiToken: APIToken("t")).pacing == .proactive)
+        #expect(CMAClientConfiguration(apiToken: APIToken("t")).pollStrategy == .adaptive)
+    }
+}

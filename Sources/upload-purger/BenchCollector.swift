@@ -1,0 +1,103 @@
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+
+/// Reads a strategy's completion events back from the results topic: when each request was completed, and the
+/// counts.
+final class BenchCollector: Sendable {
+    struct Snapshot: Sendable {
+        /// Request id → the latest `completed_at` of the events listing it (a request may span batches).
+        var completedAt: [String: Date] = [:]
+        var events = 0
+        var successful = 0
+        var failed = 0
+        var byStatus: [String: Int] = [:]
+        var lastCompletion: Date?
+    }
+
+    private let state = Mutex(Snapshot())
+
+    func snapshot() -> Snapshot { state.withLock { $0 } }
+
+    /// Reads `topic` until `expected` distinct requests are reported or `timeout` passes; true when all are.
+    func follow(topic: String, bootstrapServers: String, expected: Int, timeout: Duration, logger: Logger)
+        async throws -> Bool
+    {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: bootstrapServers, groupID: "bench-reader-\(UUID().uuidString)"),
+            logger: logger)
+        try consumer.subscribe(topics: [topic])
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var complete = false
+        while !complete, ContinuousClock.now < deadline, !Task.isCancelled {
+            for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
+                record(message, formatter: formatter)
+            }
+            complete = state.withLock { $0.completedAt.count >= expected }
+        }
+        await consumer.close(timeout: .seconds(2))
+        return complete
+    }
+
+    private func record(_ message: KafkaMessage, formatter: ISO8601DateFormatter) {
+        guard let value = message.value,
+            let event = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
+            let completed = (event["completed_at"] as? String).flatMap(formatter.date(from:))
+        else { return }
+        let requests = (event["requests"] as? [[String: Any]] ?? []).compactMap { $0["request_id"] as? String }
+        state.withLock { tally in
+            tally.events += 1
+            tally.byStatus[event["status"] as? String ?? "?", default: 0] += 1
+            tally.successful += event["successful"] as? Int ?? 0
+            tally.failed += event["failed"] as? Int ?? 0
+            for request in requests {
+                tally.completedAt[request] = max(tally.completedAt[request] ?? completed, completed)
+            }
+            tally.lastCompletion = max(tally.lastCompletion ?? completed, completed)
+        }
+    }
+}
+
+/// The simulator's counters once a second: the time series behind the chart.
+final class BenchSampler: Sendable {
+    struct Sample: Sendable, Codable {
+        /// Seconds since the strategy started.
+        var t: Double
+        /// Cumulative uploads deleted.
+        var deletions: Int
+        /// Cumulative 429 responses.
+        var rateLimited: Int
+        /// Cumulative API requests received.
+        var requests: Int
+    }
+
+    private let samples = Mutex<[Sample]>([])
+
+    var series: [Sample] { samples.withLock { $0 } }
+
+    /// Samples `simulator` every second from `start` until cancelled.
+    func run(simulator: CMASimulator, start: ContinuousClock.Instant) async {
+        var next = start
+        while !Task.isCancelled {
+            take(simulator: simulator, start: start)
+            next = next.advanced(by: .seconds(1))
+            do { try await Task.sleep(until: next, clock: .continuous) } catch { break }
+        }
+    }
+
+    /// One sample now (also called once at the end, so the series reaches the final counts).
+    func take(simulator: CMASimulator, start: ContinuousClock.Instant) {
+        let stats = simulator.stats()
+        let elapsed = ContinuousClock.now - start
+        let sample = Sample(
+            t: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            deletions: stats.deletions, rateLimited: stats.rateLimited,
+            requests: stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) })
+        samples.withLock { $0.append(sample) }
+    }
+}

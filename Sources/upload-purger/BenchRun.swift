@@ -1,0 +1,202 @@
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Logging
+import Purger
+import ServiceLifecycle
+
+/// The settings shared by every strategy of one `bench` invocation.
+struct BenchEnvironment: Sendable {
+    var sizes: [Int]
+    var rateLimit: RateLimit
+    var jobBase: Duration
+    var jobPerUpload: Duration
+    var jobJitter: Double
+    var inUseFraction: Double
+    var naiveConcurrency: Int
+    var timeout: Duration
+}
+
+/// What one strategy did, measured.
+struct BenchResult: Sendable, Codable {
+    var strategy: String
+    var title: String
+    var requests: Int
+    var uploads: Int
+    var complete: Bool
+    var deleted: Int
+    var failed: Int
+    var events: Int
+    var apiRequests: Int
+    var rateLimited: Int
+    var jobs: Int
+    var pollsPerJob: Double
+    var wallSeconds: Double
+    var deletionsPerSecond: Double
+    var ceilingPerSecond: Double
+    var latencyP50Seconds: Double
+    var latencyP99Seconds: Double
+    var noticeDelayMeanSeconds: Double
+    var noticeDelayMeanRatio: Double
+    var jobDurationMeanSeconds: Double
+    var cpuSeconds: Double
+    var peakResidentBytes: Int
+    var doubleDeletions: Int
+    var samples: [BenchSampler.Sample]
+
+    var uploadsPerRequest: Double { Double(deleted) / Double(max(apiRequests, 1)) }
+    var ceilingRatio: Double { deletionsPerSecond / max(ceilingPerSecond, 0.001) }
+    var rateLimitedShare: Double { Double(rateLimited) / Double(max(apiRequests, 1)) }
+    var cpuPer100k: Double { cpuSeconds / Double(max(requests, 1)) * 100_000 }
+}
+
+/// Runs one strategy on a fresh mock cluster and simulator, with the same requests as every other strategy.
+struct BenchRun {
+    var strategy: BenchStrategy
+    var environment: BenchEnvironment
+    var logger: Logger
+
+    private static let topics = (requests: "upload-deletion-requests", results: "upload-deletion-results")
+
+    func run() async throws -> BenchResult {
+        var quiet = Logger(label: "upload-purger.bench.simulator")
+        quiet.logLevel = .critical
+        let cluster = try MockCluster(brokers: 1, logger: logger)
+        try cluster.createTopic(Self.topics.requests, partitions: 3)
+        try cluster.createTopic(Self.topics.results, partitions: 3)
+        try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
+        let token = "bench-\(UUID().uuidString)"
+        let uploads = environment.sizes.reduce(0, +)
+        let simulator = CMASimulator(
+            configuration: SimulatorConfiguration(
+                apiToken: token, environments: [nil], uploadsPerEnvironment: uploads,
+                inUseFraction: environment.inUseFraction, seed: 42, rateLimit: environment.rateLimit,
+                jobBaseDuration: environment.jobBase, jobPerUploadDuration: environment.jobPerUpload,
+                jobJitter: environment.jobJitter),
+            logger: quiet)
+        let baseURL = try await simulator.start()
+        let workload = BenchWorkload(sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil))
+
+        let requestedAt = Date()
+        let stamp = {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return formatter.string(from: requestedAt)
+        }()
+        try await produce(workload.requests.map { BenchWorkload.value(of: $0, requestedAt: stamp) }, cluster: cluster)
+
+        let client = CMAClient(
+            configuration: strategy.clientConfiguration(
+                CMAClientConfiguration(apiToken: APIToken(token), baseURL: baseURL, rateLimit: environment.rateLimit)),
+            logger: logger)
+        var configuration = try PurgerConfiguration.load(environment: [:])
+        configuration.rateLimit = environment.rateLimit
+        let settings = strategy.workerSettings(
+            PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers))
+
+        let collector = BenchCollector()
+        let sampler = BenchSampler()
+        BenchResourceUsage.resetPeakResidentSize()
+        let cpuBefore = BenchResourceUsage.cpuSeconds()
+        let started = ContinuousClock.now
+        let startedWall = Date()
+        let complete = try await withThrowingTaskGroup(of: Bool?.self) { tasks in
+            let group: ServiceGroup?
+            if strategy.usesWorker {
+                let worker = PurgeWorker(settings: settings, client: client, logger: logger)
+                let serviceGroup = ServiceGroup(
+                    configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
+                group = serviceGroup
+                tasks.addTask {
+                    try await serviceGroup.run()
+                    return nil
+                }
+            } else {
+                group = nil
+                let naive = BenchNaivePipeline(
+                    bootstrapServers: cluster.bootstrapServers, requestsTopic: Self.topics.requests,
+                    resultsTopic: Self.topics.results, client: client, concurrency: environment.naiveConcurrency,
+                    expected: workload.requests.count, logger: logger)
+                tasks.addTask {
+                    try await naive.run()
+                    return nil
+                }
+            }
+            tasks.addTask {
+                await sampler.run(simulator: simulator, start: started)
+                return nil
+            }
+            tasks.addTask {
+                let done = try await collector.follow(
+                    topic: Self.topics.results, bootstrapServers: cluster.bootstrapServers,
+                    expected: workload.requests.count, timeout: environment.timeout, logger: logger)
+                return done
+            }
+            var complete = false
+            while let result = try await tasks.next() {
+                guard let done = result else { continue }
+                complete = done
+                sampler.take(simulator: simulator, start: started)
+                await group?.triggerGracefulShutdown()
+                tasks.cancelAll()
+            }
+            return complete
+        }
+        let cpu = BenchResourceUsage.cpuSeconds() - cpuBefore
+        let peak = BenchResourceUsage.peakResidentBytes()
+        let stats = simulator.stats()
+        await simulator.shutdown()
+
+        let tally = collector.snapshot()
+        let latencies = workload.requests.compactMap { tally.completedAt[$0.id]?.timeIntervalSince(requestedAt) }
+            .sorted()
+        let end = tally.lastCompletion ?? Date()
+        let wall = max(end.timeIntervalSince(startedWall), 0.001)
+        let noticed = stats.jobs.filter { $0.noticedAfterSeconds != nil }
+        let pollsPerJob = stats.pollsPerNoticedJob
+        let perSecond = Double(environment.rateLimit.requests) / environment.rateLimit.window.secondsValue
+        return BenchResult(
+            strategy: strategy.rawValue, title: strategy.title, requests: workload.requests.count, uploads: uploads,
+            complete: complete, deleted: stats.deletions, failed: tally.failed, events: tally.events,
+            apiRequests: stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) },
+            rateLimited: stats.rateLimited, jobs: stats.jobsStarted, pollsPerJob: pollsPerJob, wallSeconds: wall,
+            deletionsPerSecond: Double(stats.deletions) / wall,
+            ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
+            latencyP50Seconds: Self.quantile(latencies, 0.5), latencyP99Seconds: Self.quantile(latencies, 0.99),
+            noticeDelayMeanSeconds: noticed.isEmpty
+                ? 0
+                : noticed.reduce(0) { $0 + ($1.noticedAfterSeconds! - $1.durationSeconds) } / Double(noticed.count),
+            noticeDelayMeanRatio: stats.meanNoticeDelayRatio,
+            jobDurationMeanSeconds: noticed.isEmpty
+                ? 0 : noticed.reduce(0) { $0 + $1.durationSeconds } / Double(noticed.count),
+            cpuSeconds: cpu, peakResidentBytes: peak, doubleDeletions: stats.doubleDeletions,
+            samples: sampler.series)
+    }
+
+    static func quantile(_ sorted: [Double], _ q: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
+    }
+
+    private func produce(_ values: [[UInt8]], cluster: MockCluster) async throws {
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, value) in values.enumerated() {
+                if index >= 1_000 { try await group.next() }
+                group.addTask {
+                    _ = try await producer.send(
+                        KafkaRecord(topic: Self.topics.requests, key: Array("\(index)".utf8), value: value))
+                }
+            }
+            try await group.waitForAll()
+        }
+        await producer.close()
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

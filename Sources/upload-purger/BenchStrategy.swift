@@ -1,0 +1,58 @@
+import ArgumentParser
+import DatoCMS
+import Purger
+
+/// A way of turning deletion requests into API calls, compared by `upload-purger bench`.
+enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// One bulk operation per request, the official client's linear polling, reacting to 429s only.
+    case naive
+    /// The worker's batching (200 ids / 2 s), but the official client's linear polling, reacting to 429s only.
+    case officialClient = "official-client"
+    /// The worker as shipped (defaults).
+    case uploadPurger = "upload-purger"
+    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16` (what saturation needs with ~1.5 s jobs).
+    case uploadPurgerInFlight16 = "upload-purger-16"
+
+    /// Column heading in the table and legend in the chart.
+    var title: String {
+        switch self {
+        case .naive: "naive (1 op/request)"
+        case .officialClient: "official-client policy"
+        case .uploadPurger: "upload-purger (defaults)"
+        case .uploadPurgerInFlight16: "upload-purger, 16 in flight"
+        }
+    }
+
+    /// Line colour in the chart.
+    var colour: String {
+        switch self {
+        case .naive: "#d62728"
+        case .officialClient: "#ff7f0e"
+        case .uploadPurger: "#1f77b4"
+        case .uploadPurgerInFlight16: "#2ca02c"
+        }
+    }
+
+    /// Whether requests go through `PurgeWorker` (else through ``BenchNaivePipeline``).
+    var usesWorker: Bool { self != .naive }
+
+    /// The client's polling and pacing for this strategy; everything else stays at the defaults.
+    func clientConfiguration(_ base: CMAClientConfiguration) -> CMAClientConfiguration {
+        var configuration = base
+        switch self {
+        case .naive, .officialClient:
+            configuration.pollStrategy = .linear(step: .seconds(1))
+            configuration.pacing = .reactiveOnly
+        case .uploadPurger, .uploadPurgerInFlight16:
+            break
+        }
+        return configuration
+    }
+
+    /// The worker's settings for this strategy.
+    func workerSettings(_ base: PurgeWorker.Settings) -> PurgeWorker.Settings {
+        var settings = base
+        if self == .uploadPurgerInFlight16 { settings.maxInFlightJobs = 16 }
+        return settings
+    }
+}
