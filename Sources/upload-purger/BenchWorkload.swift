@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 
 /// The benchmark's requests: `count` requests for the primary environment carrying 1 to `maxIDsPerRequest` ids each
