@@ -4,8 +4,8 @@
 /// - **Local sliding window**: at most `limit` grants in any `window` (the configured `DATOCMS_RATE_LIMIT`, lowered
 ///   to the server's `X-RateLimit-Limit` when that is smaller).
 /// - **Server view**: `X-RateLimit-Remaining` is the only truth shared by replicas using one token. After a response
-///   saying `r` requests remain, at most `r` grants made after that request are allowed until one window has passed
-///   (every request the server counted might have been made just now). Grants that the server had already counted
+///   saying `r` requests remain, at most `r` grants made after that request are allowed until a slot frees: one
+///   window after the response at the latest, or when this process's oldest grant in the window leaves it. Grants that the server had already counted
 ///   are counted again, which errs on the safe side. With no fresh server view (start, after idling) grants are
 ///   paced at `window / limit` so a cold start cannot burst before the first response arrives.
 /// - **Sharing**: when the server has counted more requests than this process made (another replica uses the token),
@@ -75,6 +75,9 @@ public struct RateLimiter: Sendable {
         var afterSequence: UInt64
         var remaining: Int
         var expiresAt: ContinuousClock.Instant
+        /// When this process made the requests the server had counted in `remaining` (those still in the local
+        /// window): each frees a slot on the server once it leaves the window.
+        var counted: [ContinuousClock.Instant] = []
     }
 
     /// The configured budget.
@@ -123,13 +126,24 @@ public struct RateLimiter: Sendable {
             let shared = sharedUntil.map { $0 > now } ?? false
             // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
             let sharingMargin = shared ? max(1, limit / 10) : 0
-            let available = observation.remaining - reserve - sharingMargin - usedSince
+            // Our own counted requests free their slots as they leave the window (plus a margin for their travel
+            // time): without this, a process alone on its token would stall for a window after each exhaustion.
+            let margin = window / (2 * limit)
+            let freed = observation.counted.prefix { $0 + window + margin <= now }.count
+            let available = observation.remaining + freed - reserve - sharingMargin - usedSince
             if available <= 0 {
-                if observation.expiresAt > earliest { earliest = observation.expiresAt }
+                var resume = observation.expiresAt
+                if freed < observation.counted.count {
+                    resume = min(resume, observation.counted[freed] + window + margin)
+                }
+                if resume > earliest { earliest = resume }
             } else if let lastGrant {
                 // Alone: never faster than twice the average rate, so replicas that start together cannot each
-                // spend the whole `Remaining` before their next response shows the other.
-                let paced = lastGrant + (shared ? window / 4 / available : window / (2 * limit))
+                // spend the whole `Remaining` before their next response shows the other; and at the average rate
+                // once less than half the budget is left, so the budget is never spent in a burst followed by a
+                // pause until its first request leaves the window.
+                let alone = available * 2 >= limit ? window / (2 * limit) : window / limit
+                let paced = lastGrant + (shared ? window / 4 / available : alone)
                 if paced > earliest { earliest = paced }
             }
         } else if let lastGrant {
@@ -175,8 +189,12 @@ public struct RateLimiter: Sendable {
             }
             let isNewer = observation.map { $0.expiresAt <= now || ticket.sequence >= $0.afterSequence } ?? true
             if isNewer {
+                // Grants made after this request are in flight and not counted in `remaining`.
+                let inFlight = Int(truncatingIfNeeded: nextSequence &- 1 &- ticket.sequence)
+                let recent = grants.filter { $0 + configured.window > now }
                 observation = Observation(
-                    afterSequence: ticket.sequence, remaining: max(0, remaining), expiresAt: now + configured.window)
+                    afterSequence: ticket.sequence, remaining: max(0, remaining), expiresAt: now + configured.window,
+                    counted: Array(recent.dropLast(min(inFlight, recent.count))))
             }
         }
     }

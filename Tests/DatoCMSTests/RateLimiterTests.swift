@@ -155,6 +155,53 @@ import Testing
         }
         #expect(rejected <= 2, "429s: \(rejected)")
     }
+
+    /// One replica with unbounded demand against a server with a sliding 60/3s window that answers after 20 ms:
+    /// returns grant times and how many requests the server refused.
+    func saturateAgainstSlidingServer(for duration: Duration) -> (grants: [ContinuousClock.Instant], rejected: Int) {
+        let window = Duration.seconds(3)
+        var limiter = RateLimiter(.datoCMSDefault)
+        var serverLog: [ContinuousClock.Instant] = []
+        var inFlight: [(ticket: RateLimiter.Ticket, answerAt: ContinuousClock.Instant, remaining: Int)] = []
+        var grants: [ContinuousClock.Instant] = []
+        var rejected = 0
+        var now = start
+        while now < start + duration {
+            for (index, request) in inFlight.enumerated().reversed() where request.answerAt <= now {
+                limiter.record(
+                    .init(
+                        limit: 60, remaining: max(request.remaining, 0), resetSeconds: request.remaining < 0 ? 1 : nil,
+                        rateLimited: request.remaining < 0), for: request.ticket, at: now)
+                inFlight.remove(at: index)
+            }
+            while case .granted(let ticket) = limiter.acquire(at: now, priority: .submission) {
+                grants.append(now)
+                let arrival = now + .milliseconds(5)
+                serverLog.removeAll { $0 + window <= arrival }
+                if serverLog.count >= 60 {
+                    rejected += 1
+                    inFlight.append((ticket, now + .milliseconds(20), -1))
+                } else {
+                    serverLog.append(arrival)
+                    inFlight.append((ticket, now + .milliseconds(20), 60 - serverLog.count))
+                }
+            }
+            now += .milliseconds(1)
+        }
+        return (grants, rejected)
+    }
+
+    @Test func aloneOnItsTokenItSpendsTheWholeBudgetWithoutStalls() {
+        let (grants, rejected) = saturateAgainstSlidingServer(for: .seconds(30))
+        #expect(rejected == 0)
+        // The ceiling over 30 s is 600 requests; the first window paces a cold start.
+        #expect(grants.count >= 540, "grants in 30 s: \(grants.count) of 600")
+        // After the first window (spent at twice the average rate, then one pause until its first grant leaves
+        // the window) grants flow steadily: no pause waits for a whole window.
+        let steady = grants.filter { $0 > start + .seconds(4) }
+        let gaps = zip(steady.dropFirst(), steady).map { $0 - $1 }
+        #expect((gaps.max() ?? .zero) < .milliseconds(500), "longest pause between grants: \(gaps.max() ?? .zero)")
+    }
 }
 
 @Suite struct ReactiveOnlyPacingTests {
