@@ -126,14 +126,15 @@ public struct RateLimiter: Sendable {
             let shared = sharedUntil.map { $0 > now } ?? false
             // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
             let sharingMargin = shared ? max(1, limit / 10) : 0
-            // Our own counted requests free their slots as they leave the window (plus a margin for their travel
-            // time): without this, a process alone on its token would stall for a window after each exhaustion.
-            let margin = window / (2 * limit)
-            let freed = observation.counted.prefix { $0 + window + margin <= now }.count
+            // Alone on the token, our own counted requests free their slots as they leave the window (plus a
+            // margin for their travel time): without this, the process would stall for a window after each
+            // exhaustion. Sharing it, other replicas' timing is unknown: wait for the whole window, as before.
+            let margin = max(window / (2 * limit), window / 20)
+            let freed = shared ? 0 : observation.counted.prefix { $0 + window + margin <= now }.count
             let available = observation.remaining + freed - reserve - sharingMargin - usedSince
             if available <= 0 {
                 var resume = observation.expiresAt
-                if freed < observation.counted.count {
+                if !shared, freed < observation.counted.count {
                     resume = min(resume, observation.counted[freed] + window + margin)
                 }
                 if resume > earliest { earliest = resume }
