@@ -32,20 +32,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "...plus this many milliseconds per upload.")
     var jobPerUploadMs = 5
 
-    @Option(help: "Fraction of API requests answered 500 with an HTML body.")
-    var serverErrors = 0.0
-
-    @Option(help: "Fraction of API requests answered 503 with a transient error.")
-    var unavailable = 0.0
-
-    @Option(help: "Fraction of API requests answered 429 as if DatoCMS were under load.")
-    var loadShedding = 0.0
-
-    @Option(help: "Fraction of bulk deletions whose response is lost after the job started.")
-    var lostResponses = 0.0
-
-    @Option(help: "Fraction of jobs that finish with status 500.")
-    var failedJobs = 0.0
+    @OptionGroup(title: "Faults")
+    var faultOptions: FaultOptions
 
     @Option(help: "Give up after this many seconds.")
     var timeoutS = 600
@@ -54,12 +42,6 @@ struct DemoCommand: AsyncParsableCommand {
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1") }
         guard RateLimit(parsing: rateLimit) != nil else {
             throw ValidationError("--rate-limit must look like 60/3s")
-        }
-        for (name, value) in [
-            ("--server-errors", serverErrors), ("--unavailable", unavailable), ("--load-shedding", loadShedding),
-            ("--lost-responses", lostResponses), ("--failed-jobs", failedJobs),
-        ] where !(0...1).contains(value) {
-            throw ValidationError("\(name) must be a fraction from 0 to 1")
         }
     }
 
@@ -86,9 +68,7 @@ struct DemoCommand: AsyncParsableCommand {
                 apiToken: token, environments: [nil, "staging"], uploadsPerEnvironment: max(2_000, requests * 4),
                 inUseFraction: 0.1, rateLimit: limit, jobBaseDuration: .milliseconds(jobBaseMs),
                 jobPerUploadDuration: .milliseconds(jobPerUploadMs), jobJitter: 0.2,
-                faults: SimulatorFaults(
-                    serverError500Html: serverErrors, unavailable503Transient: unavailable,
-                    loadShedding429: loadShedding, lostPostResponse: lostResponses, failedJob500: failedJobs)),
+                faults: faultOptions.faults),
             logger: quiet)
         let baseURL = try await simulator.start()
 

@@ -29,11 +29,7 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Request budget per token.") var rateLimit = "60/3s"
     @Option(help: "Job duration: base milliseconds...") var jobBaseMs = 800
     @Option(help: "...plus milliseconds per upload.") var jobPerUploadMs = 5
-    @Option(help: "Fraction of requests answered 500 with an HTML body.") var serverErrors = 0.0
-    @Option(help: "Fraction of requests answered 503 with a transient error.") var unavailable = 0.0
-    @Option(help: "Fraction of requests answered 429 as if under load.") var loadShedding = 0.0
-    @Option(help: "Fraction of bulk deletions whose response is dropped after the job started.") var lostResponses = 0.0
-    @Option(help: "Fraction of jobs that finish with status 500.") var failedJobs = 0.0
+    @OptionGroup(title: "Faults") var faultOptions: FaultOptions
     @Option(name: .customLong("print-ids"), help: "Print this many seeded upload ids per environment, to enqueue.")
     var printIDs = 0
 
@@ -49,9 +45,7 @@ struct SimulatorCommand: AsyncParsableCommand {
                 host: host, port: port, apiToken: token, environments: [nil] + environment.map { Optional($0) },
                 uploadsPerEnvironment: uploads, inUseFraction: inUse, seed: seed, rateLimit: limit,
                 jobBaseDuration: .milliseconds(jobBaseMs), jobPerUploadDuration: .milliseconds(jobPerUploadMs),
-                faults: SimulatorFaults(
-                    serverError500Html: serverErrors, unavailable503Transient: unavailable,
-                    loadShedding429: loadShedding, lostPostResponse: lostResponses, failedJob500: failedJobs)),
+                faults: faultOptions.faults),
             logger: logger)
         let baseURL = try await simulator.start()
         print("CMA simulator listening")
