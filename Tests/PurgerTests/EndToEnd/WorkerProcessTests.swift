@@ -40,6 +40,15 @@ struct WorkerProcessTests {
         }
     }
 
+    @Test func usageErrorsOfEveryCommandExitWith2() async throws {
+        for arguments in [
+            ["demo", "--load-shedding", "2"], ["demo", "--no-such-flag"], ["simulator", "--port", "x"],
+        ] {
+            let result = try await WorkerProcess.run(arguments, environment: [:])
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+        }
+    }
+
     @Test func runningWorkerServesMetricsHealthAndReadinessAndNeverShowsTheToken() async throws {
         let fixture = try await PipelineFixture()
         let primary = fixture.simulator.uploadIDs(environment: nil)
