@@ -275,7 +275,8 @@ extension CMAClient {
         _ job: JobID, uploads: Int, environment: String?, acceptedAt: ContinuousClock.Instant, run: inout BulkRun
     ) async throws(CMAError) -> FinishedJob? {
         let deadline = acceptedAt + configuration.jobTimeout
-        var next = acceptedAt + state.withLock { $0.pollScheduler.firstPollDelay(uploads: uploads) }
+        let plannedFirstPoll = state.withLock { $0.pollScheduler.firstPollDelay(uploads: uploads) }
+        var next = acceptedAt + plannedFirstPoll
         var misses = 0
         var lastMissAt: Duration?
         var polls = 0
@@ -299,7 +300,12 @@ extension CMAClient {
                 polls += 1
                 run.polls += 1
                 misses += 1
-                next = clock.now + state.withLock { $0.pollScheduler.delayAfterMiss(uploads: uploads, misses: misses) }
+                next =
+                    clock.now
+                    + state.withLock {
+                        $0.pollScheduler.delayAfterMiss(
+                            uploads: uploads, misses: misses, elapsed: clock.now - acceptedAt)
+                    }
                 continue
             }
             polls += 1
@@ -308,7 +314,8 @@ extension CMAClient {
             case .finished(let finished):
                 let foundAt = sentAt - acceptedAt
                 state.withLock {
-                    $0.pollScheduler.recordCompletion(uploads: uploads, lastMissAt: lastMissAt, foundAt: foundAt)
+                    $0.pollScheduler.recordCompletion(
+                        uploads: uploads, plannedFirstPoll: plannedFirstPoll, lastMissAt: lastMissAt, foundAt: foundAt)
                     $0.statistics.jobsFinished += 1
                     $0.statistics.pollsForFinishedJobs += polls
                 }
@@ -321,7 +328,11 @@ extension CMAClient {
                 if sentAt >= deadline || clock.now >= deadline { return nil }
                 misses += 1
                 lastMissAt = sentAt - acceptedAt
-                next = clock.now + state.withLock { $0.pollScheduler.delayAfterMiss(uploads: uploads, misses: misses) }
+                next =
+                    sentAt
+                    + state.withLock {
+                        $0.pollScheduler.delayAfterMiss(uploads: uploads, misses: misses, elapsed: sentAt - acceptedAt)
+                    }
             }
         }
     }
