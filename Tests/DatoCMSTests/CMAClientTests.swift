@@ -176,6 +176,41 @@ import Testing
         }
     }
 
+    /// Responses slower than the client's request timeout: polls and lookups are retried; a timed-out submission may
+    /// still start its job on the server (the simulator processes the request after its delay, or at once when the
+    /// client hangs up), so it is recovered like a lost response: counts stay exact and nothing is deleted twice.
+    @Test func responsesSlowerThanTheRequestTimeoutKeepCountsExact() async throws {
+        let faults = SimulatorFaults(slowResponse: 0.3, slowResponseDelay: .milliseconds(400))
+        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.15, faults: faults)) {
+            simulator, url in
+            let client = CMAClient(
+                configuration: Harness.clientConfiguration(baseURL: url, requestTimeout: .milliseconds(150)),
+                logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            let inUse = simulator.inUseUploadIDs(environment: nil)
+            // 20 submissions, each slow with probability 0.3: the chance that none times out is 0.08 %.
+            for batch in 0..<20 {
+                let ids = Array(all[(batch * 20)..<(batch * 20 + 20)])
+                let lostBefore = client.statistics.lostSubmissions
+                let outcome = try await client.destroyUploads(ids, environment: nil)
+                if client.statistics.lostSubmissions > lostBefore {
+                    // The job of a timed-out submission may still be running: let it finish before comparing.
+                    try await Task.sleep(for: .milliseconds(500))
+                }
+                let deleted = simulator.deletedUploadIDs(environment: nil).intersection(ids)
+                #expect(outcome.status == .completed)
+                #expect(outcome.successful == deleted.count)
+                #expect(outcome.failed == inUse.intersection(ids).count)
+                #expect(outcome.successful + outcome.failed == 20)
+            }
+            let stats = simulator.stats()
+            #expect(client.statistics.lostSubmissions > 0)
+            #expect(client.statistics.retries > 0)
+            #expect(stats.doubleDeletions == 0)
+            #expect(stats.deletions == simulator.deletedUploadIDs(environment: nil).count)
+        }
+    }
+
     @Test func resubmitsWhatRemainsAfterAJobFailsWith500() async throws {
         let faults = SimulatorFaults(failedJob500: 0.4)
         try await Harness.withSimulator(Harness.simulatorConfiguration(faults: faults)) { simulator, url in
