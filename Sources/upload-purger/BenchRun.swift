@@ -47,6 +47,24 @@ struct BenchResult: Sendable, Codable {
 
     var uploadsPerRequest: Double { Double(deleted) / Double(max(apiRequests, 1)) }
     var ceilingRatio: Double { deletionsPerSecond / max(ceilingPerSecond, 0.001) }
+    /// Deletions per second at saturation: from 20 % to 80 % of the uploads deleted, interpolated in the per-second
+    /// samples. Leaves out joining the group, the first jobs polled on the prior, and the drain at the end.
+    var saturatedDeletionsPerSecond: Double? {
+        guard let start = secondsUntilDeleted(share: 0.2), let end = secondsUntilDeleted(share: 0.8), end > start
+        else { return nil }
+        return Double(uploads) * 0.6 / (end - start)
+    }
+    var saturatedCeilingRatio: Double? { saturatedDeletionsPerSecond.map { $0 / max(ceilingPerSecond, 0.001) } }
+
+    private func secondsUntilDeleted(share: Double) -> Double? {
+        let target = Double(uploads) * share
+        for (previous, sample) in zip(samples, samples.dropFirst()) where Double(sample.deletions) >= target {
+            guard sample.deletions > previous.deletions else { return sample.t }
+            let fraction = (target - Double(previous.deletions)) / Double(sample.deletions - previous.deletions)
+            return previous.t + (sample.t - previous.t) * max(fraction, 0)
+        }
+        return nil
+    }
     var rateLimitedShare: Double { Double(rateLimited) / Double(max(apiRequests, 1)) }
     var cpuPer100k: Double { cpuSeconds / Double(max(requests, 1)) * 100_000 }
 }
