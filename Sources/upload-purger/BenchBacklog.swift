@@ -56,7 +56,7 @@ struct BenchBacklog {
         try cluster.createTopic(Self.topics.results, partitions: 3)
         try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
         let token = "bench-\(UUID().uuidString)"
-        print("bench: seeding the simulator with \(requests) uploads…")
+        BenchReport.progress("bench: seeding the simulator with \(requests) uploads…")
         let simulator = CMASimulator(
             configuration: SimulatorConfiguration(
                 apiToken: token, environments: [nil], uploadsPerEnvironment: requests, inUseFraction: 0, seed: 42,
@@ -66,16 +66,19 @@ struct BenchBacklog {
         let baseURL = try await simulator.start()
         let pool = simulator.uploadIDs(environment: nil)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        print("bench: producing \(requests) requests to \(partitions) partitions…")
+        BenchReport.progress("bench: producing \(requests) requests to \(partitions) partitions…")
         let produceStart = ContinuousClock.now
         try await BenchTopic.produce(
-            count: requests, topic: Self.topics.requests, bootstrapServers: cluster.bootstrapServers, logger: logger
+            count: requests, topic: Self.topics.requests, partitions: partitions,
+            bootstrapServers: cluster.bootstrapServers,
+            logger: logger
         ) { index in
             Array(
                 #"{"request_id":"backlog-\#(index)","upload_ids":["\#(pool[index].rawValue)"],"requested_at":"\#(stamp)"}"#
                     .utf8)
         }
-        print("bench:   produced in \(BenchReport.format((ContinuousClock.now - produceStart).secondsValue, 1)) s")
+        BenchReport.progress(
+            "bench:   produced in \(BenchReport.format((ContinuousClock.now - produceStart).secondsValue, 1)) s")
 
         let logPath = try BenchWorkerProcess.logDirectory() + "/worker.log"
         let worker = try BenchWorkerProcess(
@@ -83,7 +86,8 @@ struct BenchBacklog {
                 bootstrapServers: cluster.bootstrapServers, token: token, baseURL: baseURL, rateLimit: rateLimitText,
                 extra: workerEnvironment),
             logPath: logPath)
-        print("bench: worker pid \(worker.processIdentifier) started (log: \(logPath)); sampling its memory…")
+        BenchReport.progress(
+            "bench: worker pid \(worker.processIdentifier) started (log: \(logPath)); sampling its memory…")
         let started = ContinuousClock.now
         let sampler = BenchSampler()
         let deadline = started.advanced(by: duration)
@@ -102,7 +106,7 @@ struct BenchBacklog {
             if ContinuousClock.now >= nextReport {
                 nextReport = nextReport.advanced(by: .seconds(10))
                 let memory = worker.memory.last
-                print(
+                BenchReport.progress(
                     "bench:   \(Int((ContinuousClock.now - started).secondsValue)) s: "
                         + "\(sampler.series.last?.deletions ?? 0) deleted, RSS "
                         + "\(Self.megabytes(memory?.residentBytes ?? 0)), peak \(Self.megabytes(worker.peakResidentBytes))"

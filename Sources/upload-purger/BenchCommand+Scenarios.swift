@@ -7,6 +7,7 @@ extension BenchCommand {
     /// Runs the `consume`, `backlog` or `replicas` scenario, prints its table and targets, and writes the JSON.
     func runScenario(logger: Logger) async throws {
         let requests = self.requests ?? scenario.defaultRequests
+        let partitions = self.partitions ?? scenario.defaultPartitions
         let rateLimitText = self.rateLimit ?? scenario.defaultRateLimit
         let rateLimit = RateLimit(parsing: rateLimitText)!
         let extra = Dictionary(

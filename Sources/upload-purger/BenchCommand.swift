@@ -73,8 +73,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Give up on a strategy after this many seconds.")
     var timeoutS = 900
 
-    @Option(help: "Partitions of the requests topic (consume, backlog, replicas; strategies use 3).")
-    var partitions: Int32 = 6
+    @Option(
+        help: """
+            Partitions of the requests topic (consume, backlog, replicas). Default: 32 for consume, 64 for backlog, \
+            8 for replicas: the mock cluster keeps at most 5 MB per partition. Strategies use 3.
+            """)
+    var partitions: Int32?
 
     @Option(help: "(consume) Readings of each kind, alternating which goes first; medians are reported.")
     var runs = 5
@@ -104,7 +108,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard RateLimit(parsing: rateLimit ?? "60/3s") != nil else {
             throw ValidationError("--rate-limit must look like 60/3s")
         }
-        guard partitions >= 1, runs >= 1, durationS >= 1, replicas >= 1 else {
+        guard partitions ?? 1 >= 1, runs >= 1, durationS >= 1, replicas >= 1 else {
             throw ValidationError("--partitions, --runs, --duration-s and --replicas must be at least 1")
         }
         guard workerEnvironment.allSatisfy({ $0.contains("=") }) else {

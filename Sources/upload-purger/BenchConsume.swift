@@ -58,9 +58,10 @@ struct BenchConsume {
         let maxIDs = maxIDsPerRequest
         let sizes = (0..<requests).map { Self.size(of: $0, maxIDs: maxIDs) }
         let totalBytes = Atomic<Int>(0)
-        print("bench: producing \(requests) requests to \(partitions) partitions…")
+        BenchReport.progress("bench: producing \(requests) requests to \(partitions) partitions…")
         try await BenchTopic.produce(
-            count: requests, topic: Self.topic, bootstrapServers: cluster.bootstrapServers, logger: logger
+            count: requests, topic: Self.topic, partitions: partitions, bootstrapServers: cluster.bootstrapServers,
+            logger: logger
         ) { index in
             let value = Self.value(index: index, size: sizes[index], requestedAt: stamp)
             totalBytes.add(value.count, ordering: .relaxed)
@@ -88,7 +89,7 @@ struct BenchConsume {
                 }
             }
             let run = Run(plain: plain!, pipeline: pipeline!)
-            print(
+            BenchReport.progress(
                 "bench:   run \(runs.count + 1): plain \(BenchReport.format(run.plain.messagesPerSecond, 0)) msg/s, "
                     + "worker path \(BenchReport.format(run.pipeline.messagesPerSecond, 0)) msg/s, "
                     + "ratio \(BenchReport.format(run.ratio, 2))")

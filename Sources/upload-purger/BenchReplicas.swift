@@ -71,7 +71,8 @@ struct BenchReplicas {
         let stamp = ISO8601DateFormatter().string(from: Date())
         let requests = workload.requests
         try await BenchTopic.produce(
-            count: requests.count, topic: Self.topics.requests, bootstrapServers: cluster.bootstrapServers,
+            count: requests.count, topic: Self.topics.requests, partitions: partitions,
+            bootstrapServers: cluster.bootstrapServers,
             logger: logger
         ) { index in BenchWorkload.value(of: requests[index], requestedAt: stamp) }
 
@@ -86,7 +87,7 @@ struct BenchReplicas {
         let workers = try (0..<replicas).map { index in
             try BenchWorkerProcess(environment: childEnvironment, logPath: "\(logDirectory)/worker-\(index + 1).log")
         }
-        print("bench: \(replicas) workers started (logs: \(logDirectory))")
+        BenchReport.progress("bench: \(replicas) workers started (logs: \(logDirectory))")
         let complete = try await withThrowingTaskGroup(of: Bool?.self) { tasks in
             tasks.addTask {
                 await sampler.run(simulator: simulator, start: started)

@@ -2,6 +2,12 @@ import Foundation
 
 /// The tables and target checks of the `consume`, `backlog` and `replicas` scenarios, all from measured results.
 extension BenchReport {
+    /// Prints a progress line and flushes it, so that a redirected log shows it while the scenario runs.
+    static func progress(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
+
     // MARK: - consume
 
     static func table(_ result: BenchConsume.Result) -> String {

@@ -21,6 +21,17 @@ enum BenchScenario: String, CaseIterable, ExpressibleByArgument, Sendable {
         }
     }
 
+    /// Partitions of the requests topic when `--partitions` is not given. librdkafka's mock cluster keeps at most
+    /// 5 MB per partition (older messages are dropped), so a large backlog needs many partitions.
+    var defaultPartitions: Int32 {
+        switch self {
+        case .strategies: 3
+        case .consume: 32
+        case .backlog: 64
+        case .replicas: 8
+        }
+    }
+
     /// The token's budget when `--rate-limit` is not given: DatoCMS's default, except for the backlog, where the
     /// worker should move quickly so that its memory is measured while it works, not while it waits.
     var defaultRateLimit: String { self == .backlog ? "1000/1s" : "60/3s" }
