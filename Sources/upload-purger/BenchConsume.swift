@@ -92,7 +92,7 @@ struct BenchConsume {
             BenchReport.progress(
                 "bench:   run \(runs.count + 1): plain \(BenchReport.format(run.plain.messagesPerSecond, 0)) msg/s, "
                     + "worker path \(BenchReport.format(run.pipeline.messagesPerSecond, 0)) msg/s, "
-                    + "ratio \(BenchReport.format(run.ratio, 2))")
+                    + "ratio \(BenchReport.format(run.ratio, 3))")
             runs.append(run)
         }
         return Result(

@@ -20,25 +20,26 @@ extension BenchReport {
             lines.append(
                 "| \(index + 1) (\(index % 2 == 1 ? "worker path" : "plain")) | "
                     + "\(format(run.plain.messagesPerSecond, 0)) | \(format(run.pipeline.messagesPerSecond, 0)) | "
-                    + "\(format(run.ratio, 2)) | \(format(run.plain.cpuPer100k, 1)) | "
+                    + "\(format(run.ratio, 3)) | \(format(run.plain.cpuPer100k, 1)) | "
                     + "\(format(run.pipeline.cpuPer100k, 1)) |")
         }
         lines.append(
             "| **median** | \(format(result.medianPlain, 0)) | \(format(result.medianPipeline, 0)) | "
-                + "**\(format(result.medianRatio, 2))** | "
+                + "**\(format(result.medianRatio, 3))** | "
                 + "\(format(BenchConsume.median(result.runs.map(\.plain.cpuPer100k)), 1)) | "
                 + "\(format(BenchConsume.median(result.runs.map(\.pipeline.cpuPer100k)), 1)) |")
         return lines.joined(separator: "\n")
             + "\n\n\(result.requests) requests (\(result.uploads) upload ids, mean value \(format(result.meanValueBytes, 0)) "
             + "bytes) on \(result.partitions) partitions; the worker path formed \(result.batchesPerReading) batches "
-            + "carrying \(result.idsPerReading) ids per reading."
+            + "carrying \(result.idsPerReading) ids per reading; median worker path "
+            + "\(format(result.medianPipeline * Double(result.uploads) / Double(max(result.requests, 1)), 0)) ids/s."
     }
 
     static func targets(_ result: BenchConsume.Result) -> String {
         [
             target(
                 "decoding and batching ≥ ½ of the plain consumer's rate", result.medianRatio >= 0.5,
-                "\(format(result.medianRatio, 2)) (median of \(result.runs.count) runs: "
+                "\(format(result.medianRatio, 3)) (median of \(result.runs.count) runs: "
                     + "\(format(result.medianPipeline, 0)) against \(format(result.medianPlain, 0)) msg/s)"),
             target(
                 "every message read and every id batched", result.complete,
