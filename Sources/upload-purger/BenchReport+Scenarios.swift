@@ -79,14 +79,16 @@ extension BenchReport {
     static func table(_ result: BenchReplicas.Result) -> String {
         let peaks = result.peakResidentBytes.map { BenchBacklog.megabytes($0) }.joined(separator: ", ")
         return [
-            "| replicas | uploads | deletions / s | % of ceiling (ceiling / s) | polls / job | API requests "
+            "| replicas | uploads | deletions / s (middle 80 %) | % of ceiling (ceiling / s) | polls / job "
+                + "| API requests (per s) "
                 + "| 429s (% of requests) | requests before a 429's reset | most requests in one window "
                 + "| double deletions | peak RSS per worker | wall |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
             "| \(result.replicas)\(result.complete ? "" : " **(INCOMPLETE)**") | \(result.uploads) | "
-                + "\(format(result.deletionsPerSecond, 0)) | "
+                + "\(format(result.deletionsPerSecond, 0)) (\(format(result.middleDeletionsPerSecond, 0))) | "
                 + "\(format(result.ceilingRatio * 100, 0)) % (\(format(result.ceilingPerSecond, 0))) | "
-                + "\(format(result.pollsPerJob, 2)) | \(result.apiRequests) | "
+                + "\(format(result.pollsPerJob, 2)) | "
+                + "\(result.apiRequests) (\(format(Double(result.apiRequests) / result.wallSeconds, 1))) | "
                 + "\(result.rateLimited) (\(format(result.rateLimitedShare * 100, 2)) %) | "
                 + "\(result.requestsBeforeReset) | \(result.maxRequestsInWindow) | \(result.doubleDeletions) | "
                 + "\(peaks) | \(format(result.wallSeconds, 1)) s |",
@@ -102,7 +104,9 @@ extension BenchReport {
                 "aggregate throughput against the ceiling (reported; the strategies' target is ≥ 90 %)",
                 result.ceilingRatio >= 0.9,
                 "\(format(result.ceilingRatio * 100, 0)) % (\(format(result.deletionsPerSecond, 0)) of "
-                    + "\(format(result.ceilingPerSecond, 0)) deletions/s)"),
+                    + "\(format(result.ceilingPerSecond, 0)) deletions/s over the whole run; "
+                    + "\(format(result.middleDeletionsPerSecond / max(result.ceilingPerSecond, 0.001) * 100, 0)) % "
+                    + "while the middle 80 % of the uploads were deleted)"),
             target(
                 "every request accounted, no double deletion",
                 result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,
