@@ -43,7 +43,8 @@ struct BenchCommand: AsyncParsableCommand {
     var requests: Int?
 
     @Option(
-        name: .customLong("max-ids-per-request"), help: "Each request carries 1 to this many distinct ids (uniformly).")
+        name: .customLong("max-ids-per-request"),
+        help: "Each request carries 1 to this many distinct ids (uniformly); backlog requests carry 1.")
     var maxIDsPerRequest = 40
 
     @Option(
@@ -61,16 +62,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "...times 1 ± this jitter.")
     var jobJitter = 0.1
 
-    @Option(help: "Fraction of uploads in use (their deletion fails).")
+    @Option(help: "(strategies, replicas) Fraction of uploads in use (their deletion fails).")
     var inUseFraction = 0.0
 
-    @Option(help: "Requests the naive strategy works on at once.")
+    @Option(help: "(strategies) Requests the naive strategy works on at once.")
     var naiveConcurrency = 16
 
-    @Option(parsing: .upToNextOption, help: "Strategies to run, in order.")
+    @Option(parsing: .upToNextOption, help: "(strategies) Strategies to run, in order.")
     var strategies: [BenchStrategy] = BenchStrategy.allCases
 
-    @Option(help: "Give up on a strategy after this many seconds.")
+    @Option(help: "(strategies, replicas) Give up on a strategy or on the replicas after this many seconds.")
     var timeoutS = 900
 
     @Option(
