@@ -67,7 +67,8 @@ extension BenchReport {
         [
             target(
                 "peak memory ≤ 150 MB with a \(result.requests)-request backlog",
-                result.peakResidentBytes <= 150 * 1_048_576, BenchBacklog.megabytes(result.peakResidentBytes)),
+                result.peakResidentBytes > 0 && result.peakResidentBytes <= 150 * 1_048_576,
+                result.peakResidentBytes > 0 ? BenchBacklog.megabytes(result.peakResidentBytes) : "nothing (no sample)"),
             target(
                 "clean exit on SIGTERM, no double deletion", result.exitStatus == 0 && result.doubleDeletions == 0,
                 "exit \(result.exitStatus.map { "\($0)" } ?? "killed"), \(result.doubleDeletions) double deletions"),
