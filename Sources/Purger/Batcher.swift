@@ -71,11 +71,12 @@ public struct Batcher: Sendable {
                 pending[environment]!.attach(ref)
                 dependsOn.insert(pending[environment]!.id)
             } else {
-                var batch = pending[environment] ?? PendingBatch(firstEnqueuedAt: now, firstEnqueuedWallTime: wallNow)
-                batch.append(id, from: ref)
-                dependsOn.insert(batch.id)
-                pending[environment] = batch
-                if batch.uploadIDs.count == maxSize {
+                // Appended in place: a copy taken out of the dictionary would share its storage, so every append
+                // would copy the batch's id list and set (quadratic in the batch size).
+                pending[environment, default: PendingBatch(firstEnqueuedAt: now, firstEnqueuedWallTime: wallNow)]
+                    .append(id, from: ref)
+                dependsOn.insert(pending[environment]!.id)
+                if pending[environment]!.uploadIDs.count == maxSize {
                     flushed.append(flush(environment))
                 }
             }

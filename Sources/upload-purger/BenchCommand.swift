@@ -8,25 +8,50 @@ import Logging
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Compare request strategies on the same workload: API efficiency, throughput, latency, CPU, memory.",
+        abstract:
+            "Measure the worker: request strategies, consume path, memory under a backlog, replicas on one token.",
         discussion: """
-            Each strategy gets a fresh librdkafka mock cluster and CMA simulator with the same settings, the same \
-            requests (every id distinct and deletable, all produced before the strategy starts: a backlog), and \
-            runs until every request has a completion event. The simulator's own counters give requests, 429s, \
-            polls and job timings; the results topic gives end-to-end latency; getrusage and /proc/self/status give \
-            CPU and peak memory of the whole process (simulator and mock broker included).
+            --scenario strategies (the default): each strategy gets a fresh librdkafka mock cluster and CMA \
+            simulator with the same settings, the same requests (every id distinct and deletable, all produced \
+            before the strategy starts: a backlog), and runs until every request has a completion event. The \
+            simulator's own counters give requests, 429s, polls and job timings; the results topic gives end-to-end \
+            latency; getrusage and /proc/self/status give CPU and peak memory of the whole process (simulator and \
+            mock broker included).
+
+            --scenario consume: reads the same topic with a plain consumer and through the worker's consume path \
+            (decode, batch, offset bookkeeping; no API calls), --runs times each, alternating; reports messages/s \
+            and their ratio (medians).
+
+            --scenario backlog: produces --requests requests (one upload id each) to the mock cluster, starts one \
+            `upload-purger run` child process on it and the simulator, and reads the child's VmRSS/VmHWM from \
+            /proc/<pid>/status for --duration-s seconds or until the backlog is drained.
+
+            --scenario replicas: --replicas `upload-purger run` child processes in one group share one token on \
+            one simulator, working through a backlog until every request has a completion event; reports \
+            aggregate deletions/s against the ceiling, polls per job and 429s.
             """
     )
 
-    @Option(help: "Deletion requests per strategy.")
-    var requests = 2_000
+    @Option(help: "What to measure.")
+    var scenario: BenchScenario = .strategies
 
     @Option(
-        name: .customLong("max-ids-per-request"), help: "Each request carries 1 to this many distinct ids (uniformly).")
+        help: """
+            Deletion requests (per strategy). Default: 2000 for strategies, 200000 for consume, 1000000 for backlog, \
+            3000 for replicas.
+            """)
+    var requests: Int?
+
+    @Option(
+        name: .customLong("max-ids-per-request"),
+        help: "Each request carries 1 to this many distinct ids (uniformly); backlog requests carry 1.")
     var maxIDsPerRequest = 40
 
-    @Option(help: "The API token's request budget, for the simulator and the clients.")
-    var rateLimit = "60/3s"
+    @Option(
+        help:
+            "The API token's request budget, for the simulator and the clients. Default: 1000/1s for backlog, else 60/3s."
+    )
+    var rateLimit: String?
 
     @Option(help: "Simulated job duration: a base in milliseconds...")
     var jobBaseMs = 500
@@ -37,35 +62,68 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "...times 1 ± this jitter.")
     var jobJitter = 0.1
 
-    @Option(help: "Fraction of uploads in use (their deletion fails).")
+    @Option(help: "(strategies, replicas) Fraction of uploads in use (their deletion fails).")
     var inUseFraction = 0.0
 
-    @Option(help: "Requests the naive strategy works on at once.")
+    @Option(help: "(strategies) Requests the naive strategy works on at once.")
     var naiveConcurrency = 16
 
-    @Option(parsing: .upToNextOption, help: "Strategies to run, in order.")
+    @Option(parsing: .upToNextOption, help: "(strategies) Strategies to run, in order.")
     var strategies: [BenchStrategy] = BenchStrategy.allCases
 
-    @Option(help: "Give up on a strategy after this many seconds.")
+    @Option(help: "(strategies, replicas) Give up on a strategy or on the replicas after this many seconds.")
     var timeoutS = 900
+
+    @Option(
+        help: """
+            Partitions of the requests topic (consume, backlog, replicas). Default: 32 for consume, 64 for backlog, \
+            8 for replicas: the mock cluster keeps at most 5 MB per partition. Strategies use 3.
+            """)
+    var partitions: Int32?
+
+    @Option(help: "(consume) Readings of each kind, alternating which goes first; medians are reported.")
+    var runs = 5
+
+    @Option(help: "(backlog) Sample the worker this many seconds, unless the backlog drains first.")
+    var durationS = 120
+
+    @Option(help: "(replicas) Worker processes.")
+    var replicas = 4
+
+    @Option(
+        name: .customLong("worker-env"),
+        help: ArgumentHelp(
+            "(backlog, replicas) NAME=VALUE added to the workers' environment (repeatable).", valueName: "NAME=VALUE"))
+    var workerEnvironment: [String] = []
 
     @Option(help: "Write the results (with the per-second samples) as JSON here.")
     var json: String?
 
-    @Option(help: "Write the throughput and 429 chart as SVG here.")
+    @Option(help: "(strategies) Write the throughput and 429 chart as SVG here.")
     var svg: String?
 
     func validate() throws {
-        guard requests >= 1, maxIDsPerRequest >= 1, maxIDsPerRequest <= 1000 else {
+        guard requests ?? 1 >= 1, maxIDsPerRequest >= 1, maxIDsPerRequest <= 1000 else {
             throw ValidationError("--requests must be at least 1 and --max-ids-per-request from 1 to 1000")
         }
-        guard RateLimit(parsing: rateLimit) != nil else { throw ValidationError("--rate-limit must look like 60/3s") }
+        guard RateLimit(parsing: rateLimit ?? "60/3s") != nil else {
+            throw ValidationError("--rate-limit must look like 60/3s")
+        }
+        guard partitions ?? 1 >= 1, runs >= 1, durationS >= 1, replicas >= 1 else {
+            throw ValidationError("--partitions, --runs, --duration-s and --replicas must be at least 1")
+        }
+        guard workerEnvironment.allSatisfy({ $0.contains("=") }) else {
+            throw ValidationError("--worker-env takes NAME=VALUE")
+        }
         guard !strategies.isEmpty else { throw ValidationError("--strategies needs at least one strategy") }
     }
 
     func run() async throws {
         LoggingSystem.bootstrap(format: .text, level: .error)
         let logger = Logger(label: "upload-purger.bench")
+        guard scenario == .strategies else { return try await runScenario(logger: logger) }
+        let requests = self.requests ?? scenario.defaultRequests
+        let rateLimit = self.rateLimit ?? scenario.defaultRateLimit
         let environment = BenchEnvironment(
             sizes: BenchWorkload.sizes(count: requests, maxIDsPerRequest: maxIDsPerRequest, seed: 2026),
             rateLimit: RateLimit(parsing: rateLimit)!, jobBase: .milliseconds(jobBaseMs),

@@ -1,0 +1,151 @@
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Logging
+
+/// The `replicas` scenario: several `upload-purger run` child processes in one consumer group, sharing one API
+/// token on one simulator, working through a backlog (saturation).
+///
+/// The requests (the strategies' workload: 1 to `--max-ids-per-request` distinct deletable ids each) are produced
+/// before the children start; the scenario ends when every request has a completion event on the results topic,
+/// then stops the children with SIGTERM. Throughput is uploads deleted ÷ (last `completed_at` − children started),
+/// so it includes the group forming; 429s and polls come from the simulator's counters.
+struct BenchReplicas {
+    var replicas: Int
+    var environment: BenchEnvironment
+    var partitions: Int32
+    var rateLimitText: String
+    var workerEnvironment: [String: String]
+    var logger: Logger
+
+    private static let topics = (requests: "upload-deletion-requests", results: "upload-deletion-results")
+
+    /// What the scenario measured.
+    struct Result: Sendable, Codable {
+        var replicas: Int
+        var requests: Int
+        var uploads: Int
+        var partitions: Int32
+        var complete: Bool
+        var deleted: Int
+        var failed: Int
+        var events: Int
+        var apiRequests: Int
+        var rateLimited: Int
+        var requestsBeforeReset: Int
+        var maxRequestsInWindow: Int
+        var jobs: Int
+        var pollsPerJob: Double
+        var wallSeconds: Double
+        var deletionsPerSecond: Double
+        /// Deletions per second while the middle 80 % of the uploads were deleted (from the per-second samples):
+        /// the rate once the group has formed and before the backlog runs dry on some members.
+        var middleDeletionsPerSecond: Double
+        var ceilingPerSecond: Double
+        var doubleDeletions: Int
+        var exitStatuses: [Int32?]
+        var peakResidentBytes: [Int]
+        var logDirectory: String
+        var samples: [BenchSampler.Sample]
+
+        var ceilingRatio: Double { deletionsPerSecond / max(ceilingPerSecond, 0.001) }
+        var rateLimitedShare: Double { Double(rateLimited) / Double(max(apiRequests, 1)) }
+    }
+
+    func run() async throws -> Result {
+        var quiet = Logger(label: "upload-purger.bench.simulator")
+        quiet.logLevel = .critical
+        let cluster = try MockCluster(brokers: 1, logger: logger)
+        try cluster.createTopic(Self.topics.requests, partitions: partitions)
+        try cluster.createTopic(Self.topics.results, partitions: 3)
+        try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
+        let token = "bench-\(UUID().uuidString)"
+        let uploads = environment.sizes.reduce(0, +)
+        let simulator = CMASimulator(
+            configuration: SimulatorConfiguration(
+                apiToken: token, environments: [nil], uploadsPerEnvironment: uploads,
+                inUseFraction: environment.inUseFraction, seed: 42, rateLimit: environment.rateLimit,
+                jobBaseDuration: environment.jobBase, jobPerUploadDuration: environment.jobPerUpload,
+                jobJitter: environment.jobJitter),
+            logger: quiet)
+        let baseURL = try await simulator.start()
+        let workload = BenchWorkload(sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil))
+        let stamp = ISO8601DateFormatter().string(from: Date())
+        let requests = workload.requests
+        try await BenchTopic.produce(
+            count: requests.count, topic: Self.topics.requests, partitions: partitions,
+            bootstrapServers: cluster.bootstrapServers,
+            logger: logger
+        ) { index in BenchWorkload.value(of: requests[index], requestedAt: stamp) }
+
+        let logDirectory = try BenchWorkerProcess.logDirectory()
+        let childEnvironment = BenchWorkerProcess.environment(
+            bootstrapServers: cluster.bootstrapServers, token: token, baseURL: baseURL, rateLimit: rateLimitText,
+            extra: workerEnvironment)
+        let collector = BenchCollector()
+        let sampler = BenchSampler()
+        let started = ContinuousClock.now
+        let startedWall = Date()
+        let workers = try (0..<replicas).map { index in
+            try BenchWorkerProcess(environment: childEnvironment, logPath: "\(logDirectory)/worker-\(index + 1).log")
+        }
+        BenchReport.progress("bench: \(replicas) workers started (logs: \(logDirectory))")
+        let complete = try await withThrowingTaskGroup(of: Bool?.self) { tasks in
+            tasks.addTask {
+                await sampler.run(simulator: simulator, start: started)
+                return nil
+            }
+            tasks.addTask {
+                while !Task.isCancelled {
+                    for worker in workers { worker.sampleMemory() }
+                    do { try await Task.sleep(for: .milliseconds(500)) } catch { break }
+                }
+                return nil
+            }
+            tasks.addTask {
+                try await collector.follow(
+                    topic: Self.topics.results, bootstrapServers: cluster.bootstrapServers, expected: requests.count,
+                    timeout: environment.timeout, logger: logger)
+            }
+            var complete = false
+            while let result = try await tasks.next() {
+                guard let done = result else { continue }
+                complete = done
+                sampler.take(simulator: simulator, start: started)
+                tasks.cancelAll()
+            }
+            return complete
+        }
+        var exitStatuses: [Int32?] = []
+        for worker in workers { exitStatuses.append(await worker.stop(timeout: .seconds(40))) }
+        let stats = simulator.stats()
+        await simulator.shutdown()
+
+        let tally = collector.snapshot()
+        let wall = max((tally.lastCompletion ?? Date()).timeIntervalSince(startedWall), 0.001)
+        let pollsPerJob = stats.pollsPerNoticedJob
+        let perSecond = Double(environment.rateLimit.requests) / environment.rateLimit.window.secondsValue
+        return Result(
+            replicas: replicas, requests: requests.count, uploads: uploads, partitions: partitions,
+            complete: complete && tally.completedAt.count == requests.count, deleted: stats.deletions,
+            failed: tally.failed, events: tally.events,
+            apiRequests: stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) },
+            rateLimited: stats.rateLimited, requestsBeforeReset: stats.requestsBeforeReset,
+            maxRequestsInWindow: stats.maxRequestsInWindow, jobs: stats.jobsStarted, pollsPerJob: pollsPerJob,
+            wallSeconds: wall, deletionsPerSecond: Double(stats.deletions) / wall,
+            middleDeletionsPerSecond: Self.middleRate(sampler.series, total: stats.deletions),
+            ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
+            doubleDeletions: stats.doubleDeletions, exitStatuses: exitStatuses,
+            peakResidentBytes: workers.map(\.peakResidentBytes), logDirectory: logDirectory,
+            samples: sampler.series)
+    }
+
+    /// Deletions per second between the first samples at or above 10 % and 90 % of `total`.
+    static func middleRate(_ samples: [BenchSampler.Sample], total: Int) -> Double {
+        guard let low = samples.first(where: { $0.deletions * 10 >= total }),
+            let high = samples.first(where: { $0.deletions * 10 >= total * 9 }), high.t > low.t
+        else { return 0 }
+        return Double(high.deletions - low.deletions) / (high.t - low.t)
+    }
+}
