@@ -56,6 +56,9 @@ struct PublishedLedger {
         self.dlqTopic = dlqTopic
     }
 
+    /// Completion events and dead letters read so far (repeats included): whether a worker is busy.
+    var published: Int { events.count + undecodableEvents + deadLettered.values.reduce(0) { $0 + $1.count } }
+
     /// Positions accounted for: in an event or on the dead-letter topic (job timeouts excepted: their event counts).
     var accountedCount: Int { reported.count + deadLettered.keys.filter { reported[$0] == nil }.count }
 
@@ -128,9 +131,13 @@ struct FaultAccounting {
     var deletedUnrequested = 0
     /// Ids an event reports as deleted (failures named) that still exist: must be 0.
     var reportedDeletedButExisting = 0
-    /// Deleted ids whose only reports count them as failed: the job that deleted them died with a killed worker
-    /// before publishing, and the replay found them gone.
-    var deletedReportedOnlyAsFailed = 0
+    /// Deleted ids an event names as deleted.
+    var deletedConfirmed = 0
+    /// Deleted ids named only in events that give counts but cannot name their failures.
+    var deletedCountedOnly = 0
+    /// Deleted ids whose events all name them as failed: the job that deleted them died with a killed worker
+    /// before its event was published, and the replay found them gone.
+    var deletedReportedFailed = 0
 
     init(
         produced messages: [SourcePosition: ProducedMessage], ledger: PublishedLedger,
@@ -187,6 +194,7 @@ struct FaultAccounting {
         events = ledger.events.count
         var reportedIDs: [String?: Set<String>] = [:]
         var reportedDeleted: [String?: Set<String>] = [:]
+        var reportedFailed: [String?: Set<String>] = [:]
         for event in ledger.events {
             eventsByStatus[event.status, default: 0] += 1
             successfulInEvents += event.successful
@@ -197,14 +205,19 @@ struct FaultAccounting {
             if let failed = event.failed_upload_ids {
                 if event.upload_ids.count - Set(failed).count != event.successful { inconsistentEvents += 1 }
                 reportedDeleted[event.environment, default: []].formUnion(Set(event.upload_ids).subtracting(failed))
+                reportedFailed[event.environment, default: []].formUnion(failed)
             }
         }
         idsReportedDeleted = reportedDeleted.values.reduce(0) { $0 + $1.count }
         for (environment, ids) in deleted {
             deletedUnreported += ids.subtracting(reportedIDs[environment] ?? []).count
             deletedUnrequested += ids.subtracting(requested[environment] ?? []).count
-            deletedReportedOnlyAsFailed +=
-                ids.intersection(reportedIDs[environment] ?? []).subtracting(reportedDeleted[environment] ?? []).count
+            let confirmed = ids.intersection(reportedDeleted[environment] ?? [])
+            let failed = ids.intersection(reportedFailed[environment] ?? []).subtracting(confirmed)
+            deletedConfirmed += confirmed.count
+            deletedReportedFailed += failed.count
+            deletedCountedOnly +=
+                ids.intersection(reportedIDs[environment] ?? []).subtracting(confirmed).subtracting(failed).count
         }
         for (environment, ids) in reportedDeleted {
             reportedDeletedButExisting += ids.intersection(existing[environment] ?? []).count
@@ -226,9 +239,10 @@ struct FaultAccounting {
             duplicates \(duplicateRequests) requests, \(duplicateDeadLetters) dead letters; \
             events \(events) (\(statuses); inconsistent \(inconsistentEvents)); \
             simulator deletions \(simulatorDeletions) (double \(doubleDeletions)) vs successful in events \
-            \(successfulInEvents), ids reported deleted \(idsReportedDeleted); deleted but unreported \
-            \(deletedUnreported), unrequested \(deletedUnrequested), reported only as failed \
-            \(deletedReportedOnlyAsFailed); reported deleted but still existing \(reportedDeletedButExisting)
+            \(successfulInEvents); deleted ids named deleted in an event \(deletedConfirmed), in events with counts \
+            only \(deletedCountedOnly), named failed by a replay \(deletedReportedFailed), in no event \
+            \(deletedUnreported), asked for by no request \(deletedUnrequested); ids named deleted \
+            \(idsReportedDeleted), of which still existing \(reportedDeletedButExisting)
             """
     }
 }

@@ -88,20 +88,25 @@ struct FaultSuiteTests {
         var ledger = PublishedLedger(resultsTopic: fixture.resultsTopic, dlqTopic: fixture.dlqTopic)
         var run = RunRecord()
 
-        // Kill -9 a worker at evenly spaced points of progress, with a Kafka fault in the middle of each life.
+        // Each life of the worker: once it publishes, a Kafka fault; once it has accounted for a share of the
+        // messages (new ones, not replays), kill -9. A worker that stops on its own is restarted and counted.
         let group = "fault-suite-\(UUID())"
         let environment = fixture.faultSuiteEnvironment(group: group)
-        for round in 0..<scale.kills {
+        let share = produced.count / (2 * scale.kills + 2)
+        var round = 0
+        while run.kills < scale.kills, round < 2 * scale.kills {
             let worker = try WorkerProcess(arguments: ["run"], environment: environment)
             run.starts += 1
-            let target = produced.count * (round + 1) / (scale.kills + 2)
-            let midway = (ledger.accountedCount + target) / 2
-            var alive = try await Self.follow(reader, into: &ledger, until: midway, worker: worker, scale: scale)
+            let (accountedBefore, publishedBefore) = (ledger.accountedCount, ledger.published)
+            var alive = try await Self.follow(
+                reader, into: &ledger, until: { $0.published > publishedBefore }, worker: worker, scale: scale)
             if alive {
                 try await Self.injectKafkaFault(round: round, fixture: fixture, run: &run) {
                     try await Self.follow(reader, into: &ledger, for: .seconds(2))
                 }
-                alive = try await Self.follow(reader, into: &ledger, until: target, worker: worker, scale: scale)
+                let target = min(accountedBefore + share, produced.count)
+                alive = try await Self.follow(
+                    reader, into: &ledger, until: { $0.accountedCount >= target }, worker: worker, scale: scale)
             }
             if alive {
                 worker.signal(SIGKILL)
@@ -109,18 +114,23 @@ struct FaultSuiteTests {
             }
             let status = await worker.waitForExit(timeout: .seconds(20))
             if !alive { run.unplannedExit(status: status, worker: worker) }
+            run.ended(worker)
+            round += 1
             print(
-                "fault suite (\(scale.name)): round \(round + 1): accounted \(ledger.accountedCount) of "
+                "fault suite (\(scale.name)): life \(round): accounted \(ledger.accountedCount) of "
                     + "\(produced.count), kills \(run.kills), \(ContinuousClock.now - started)")
         }
 
         // A last worker finishes the work and stops gracefully.
         let last = try WorkerProcess(arguments: ["run"], environment: environment)
         run.starts += 1
+        let total = produced.count
         let finished = try await Self.follow(
-            reader, into: &ledger, until: produced.count, worker: last, scale: scale, overall: scale.finishTimeout)
+            reader, into: &ledger, until: { $0.accountedCount >= total }, worker: last, scale: scale,
+            overall: scale.finishTimeout)
         last.signal(SIGTERM)
         let lastStatus = await last.waitForExit(timeout: .seconds(60))
+        run.ended(last)
         if lastStatus != 0 {
             print("fault suite: last worker ended with \(String(describing: lastStatus)):\n\(last.tail)")
         }
@@ -143,7 +153,8 @@ struct FaultSuiteTests {
             """
             fault suite accounting (\(scale.name)): \(accounting.summary); worker starts \(run.starts), kill -9 \
             \(run.kills), unplanned exits \(run.unplannedExits), broker outages \(run.brokerOutages), produce \
-            errors injected \(run.produceErrors), offset-commit errors injected \(run.commitErrors); API faults \
+            errors injected \(run.produceErrors), offset-commit errors injected \(run.commitErrors), records sent again after a retriable delivery failure \
+            \(run.resends); API faults \
             \(faults.joined(separator: ", ")), 429s \(stats.rateLimited), lost POST responses \(stats.lostResponses), \
             jobs \(stats.jobsStarted); wall time \(ContinuousClock.now - started)
             """)
@@ -152,6 +163,7 @@ struct FaultSuiteTests {
         #expect(finished, "the last worker accounted for everything within \(scale.finishTimeout)")
         #expect(lastStatus == 0)
         #expect(run.kills == scale.kills)
+        #expect(run.unplannedExits == 0, "workers stopped on their own under transient faults")
         #expect(accounting.produced == scale.requests + scale.fuzzed)
         #expect(accounting.lost == 0)
         #expect(accounting.requestsMissingIDs == 0)
@@ -212,6 +224,11 @@ struct FaultSuiteTests {
         var brokerOutages = 0
         var produceErrors = 0
         var commitErrors = 0
+        var resends = 0
+
+        mutating func ended(_ worker: WorkerProcess) {
+            resends += worker.stderr.components(separatedBy: "Publishing failed; sending again").count - 1
+        }
 
         mutating func unplannedExit(status: Int32?, worker: WorkerProcess) {
             unplannedExits += 1
@@ -221,22 +238,22 @@ struct FaultSuiteTests {
 
     // MARK: - Reading back
 
-    /// Reads published messages into `ledger` until `target` produced messages are accounted for; true while
-    /// `worker` runs. Gives up (returning false after killing it) when the worker accounts for nothing new
-    /// within the stall timeout, or when `overall` passes.
+    /// Reads published messages into `ledger` until `done` holds; true while `worker` runs. Gives up (returning
+    /// false after killing it) when the worker accounts for nothing new within the stall timeout, or when
+    /// `overall` passes.
     static func follow(
-        _ reader: KafkaConsumer, into ledger: inout PublishedLedger, until target: Int, worker: WorkerProcess,
-        scale: Scale, overall: Duration? = nil
+        _ reader: KafkaConsumer, into ledger: inout PublishedLedger, until done: (PublishedLedger) -> Bool,
+        worker: WorkerProcess, scale: Scale, overall: Duration? = nil
     ) async throws -> Bool {
         let deadline = overall.map { ContinuousClock.now + $0 }
-        var lastProgress = (count: ledger.accountedCount, at: ContinuousClock.now)
-        while ledger.accountedCount < target {
+        var lastProgress = (count: ledger.published, at: ContinuousClock.now)
+        while !done(ledger) {
             guard worker.isRunning else { return false }
             ledger.absorb(try await reader.poll(maxMessages: 2_000, timeout: .milliseconds(200)))
             let now = ContinuousClock.now
-            if ledger.accountedCount > lastProgress.count { lastProgress = (ledger.accountedCount, now) }
+            if ledger.published > lastProgress.count { lastProgress = (ledger.published, now) }
             if now - lastProgress.at > scale.stallTimeout || deadline.map({ now > $0 }) == true {
-                print("fault suite: no progress for \(now - lastProgress.at); the worker's log:\n\(worker.tail)")
+                print("fault suite: nothing published for \(now - lastProgress.at); the worker's log:\n\(worker.tail)")
                 worker.signal(SIGKILL)
                 return false
             }
@@ -277,10 +294,11 @@ struct FaultSuiteTests {
 
 extension PipelineFixture {
     /// The environment of the suite's worker processes: the fixture's topics and simulator, a group shared by
-    /// every life of the worker, the default retry and timeout settings, and logs at `info`.
+    /// every life of the worker, the default retry and timeout settings, and logs at `info`. Batches of 50 ids
+    /// make four times the API calls of the default (more faults met) and spread the work over the lives.
     func faultSuiteEnvironment(group: String) -> [String: String] {
         processEnvironment(group: group, httpPort: 0).merging([
-            "PURGER_LOG_LEVEL": "info", "PURGER_SHUTDOWN_TIMEOUT_S": "30",
+            "PURGER_LOG_LEVEL": "info", "PURGER_SHUTDOWN_TIMEOUT_S": "30", "PURGER_BATCH_MAX_SIZE": "50",
             "KAFKA_TOPIC_METADATA_REFRESH_INTERVAL_MS": "1000",
         ]) { $1 }
     }
