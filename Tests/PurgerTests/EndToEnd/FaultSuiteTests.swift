@@ -27,11 +27,11 @@ struct FaultSuiteTests {
             if ProcessInfo.processInfo.environment["PURGER_FAULT_SUITE"] == "full" {
                 Scale(
                     name: "full", requests: 50_000, fuzzed: 10_000, kills: 20, uploadsPerEnvironment: 60_000,
-                    stallTimeout: .seconds(180), finishTimeout: .seconds(1_800), timeLimit: .minutes(120))
+                    stallTimeout: .seconds(180), finishTimeout: .seconds(1_800), timeLimit: .minutes(60))
             } else {
                 Scale(
                     name: "reduced", requests: 3_000, fuzzed: 500, kills: 3, uploadsPerEnvironment: 30_000,
-                    stallTimeout: .seconds(90), finishTimeout: .seconds(180), timeLimit: .minutes(10))
+                    stallTimeout: .seconds(90), finishTimeout: .seconds(300), timeLimit: .minutes(10))
             }
         }
     }
@@ -54,10 +54,9 @@ struct FaultSuiteTests {
         // Valid requests with fuzzed values spread among them, in a seeded order.
         let (valid, _, _) = PipelineEndToEndTests.generateRequests(count: scale.requests, fixture: fixture)
         let templates = (0..<50).map { index in
-            requestJSON(
-                id: "fuzz-template-\(index)",
-                uploads: [distinctUploads(fixture, count: 1, from: scale.uploadsPerEnvironment - 1 - index)[0]],
-                environment: index % 3 == 0 ? "staging" : nil)
+            let environment = index % 3 == 0 ? "staging" : nil
+            let upload = fixture.simulator.uploadIDs(environment: environment)[scale.uploadsPerEnvironment - 1 - index]
+            return FuzzedRequests.template(id: "fuzz-template-\(index)", upload: upload, environment: environment)
         }
         let fuzzed = FuzzedRequests.make(
             count: scale.fuzzed, templates: templates, validIDs: fixture.simulator.uploadIDs(environment: nil),
@@ -76,7 +75,7 @@ struct FaultSuiteTests {
             produced[position] = ProducedMessage(value: value.value, position: position, fuzzed: value.fuzzed)
         }
         #expect(produced.count == values.count)
-        print("fault suite (\(scale.name)): produced \(produced.count) messages in \(ContinuousClock.now - started)")
+        say("fault suite (\(scale.name)): produced \(produced.count) messages in \(ContinuousClock.now - started)")
 
         // One reader follows the results and dead-letter topics for the whole run.
         let reader = try KafkaConsumer(
@@ -116,7 +115,7 @@ struct FaultSuiteTests {
             if !alive { run.unplannedExit(status: status, worker: worker) }
             run.ended(worker)
             round += 1
-            print(
+            say(
                 "fault suite (\(scale.name)): life \(round): accounted \(ledger.accountedCount) of "
                     + "\(produced.count), kills \(run.kills), \(ContinuousClock.now - started)")
         }
@@ -132,7 +131,7 @@ struct FaultSuiteTests {
         let lastStatus = await last.waitForExit(timeout: .seconds(60))
         run.ended(last)
         if lastStatus != 0 {
-            print("fault suite: last worker ended with \(String(describing: lastStatus)):\n\(last.tail)")
+            say("fault suite: last worker ended with \(String(describing: lastStatus)):\n\(last.tail)")
         }
         try await Self.follow(reader, into: &ledger, for: .seconds(2))
         await reader.close(timeout: .seconds(2))
@@ -149,7 +148,7 @@ struct FaultSuiteTests {
             produced: produced, ledger: ledger, deleted: deleted, existing: existing,
             doubleDeletions: stats.doubleDeletions)
         let faults = stats.faultsInjected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-        print(
+        say(
             """
             fault suite accounting (\(scale.name)): \(accounting.summary); worker starts \(run.starts), kill -9 \
             \(run.kills), unplanned exits \(run.unplannedExits), broker outages \(run.brokerOutages), produce \
@@ -158,7 +157,7 @@ struct FaultSuiteTests {
             \(faults.joined(separator: ", ")), 429s \(stats.rateLimited), lost POST responses \(stats.lostResponses), \
             jobs \(stats.jobsStarted); wall time \(ContinuousClock.now - started)
             """)
-        if !accounting.misroutedExamples.isEmpty { print("misrouted: \(accounting.misroutedExamples)") }
+        if !accounting.misroutedExamples.isEmpty { say("misrouted: \(accounting.misroutedExamples)") }
 
         #expect(finished, "the last worker accounted for everything within \(scale.finishTimeout)")
         #expect(lastStatus == 0)
@@ -232,7 +231,7 @@ struct FaultSuiteTests {
 
         mutating func unplannedExit(status: Int32?, worker: WorkerProcess) {
             unplannedExits += 1
-            print("fault suite: a worker stopped on its own (status \(String(describing: status))):\n\(worker.tail)")
+            say("fault suite: a worker stopped on its own (status \(String(describing: status))):\n\(worker.tail)")
         }
     }
 
@@ -253,7 +252,7 @@ struct FaultSuiteTests {
             let now = ContinuousClock.now
             if ledger.published > lastProgress.count { lastProgress = (ledger.published, now) }
             if now - lastProgress.at > scale.stallTimeout || deadline.map({ now > $0 }) == true {
-                print("fault suite: nothing published for \(now - lastProgress.at); the worker's log:\n\(worker.tail)")
+                say("fault suite: nothing published for \(now - lastProgress.at); the worker's log:\n\(worker.tail)")
                 worker.signal(SIGKILL)
                 return false
             }
@@ -290,6 +289,12 @@ struct FaultSuiteTests {
             return reports.compactMap { $0 }
         }
     }
+}
+
+/// Writes a line of the run log at once: `print` is block-buffered when the output is a pipe (`./ops/fault-suite`
+/// tees it), and a long run should show its progress as it goes.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 extension PipelineFixture {

@@ -15,6 +15,14 @@ enum FuzzedRequests {
         return (0..<count).map { _ in value(templates: templates, validIDs: validIDs, random: &random) }
     }
 
+    /// A valid request with its fields in a fixed order, so that a seed gives the same bytes in every run.
+    static func template(id: String, upload: UploadID, environment: String?) -> [UInt8] {
+        var fields = [#""request_id":"\#(id)""#, #""upload_ids":["\#(upload.rawValue)"]"#]
+        if let environment { fields.append(#""environment":"\#(environment)""#) }
+        fields.append(#""requested_at":"2026-11-28T10:00:00Z""#)
+        return Array(("{" + fields.joined(separator: ",") + "}").utf8)
+    }
+
     private static func value(templates: [[UInt8]], validIDs: [UploadID], random: inout SplitMix64) -> [UInt8]? {
         let template = templates[Int(random.next() % UInt64(templates.count))]
         let valid = validIDs[Int(random.next() % UInt64(validIDs.count))].rawValue
