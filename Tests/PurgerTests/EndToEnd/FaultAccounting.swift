@@ -120,6 +120,8 @@ struct FaultAccounting {
     var events = 0
     var inconsistentEvents = 0
     var eventsByStatus: [String: Int] = [:]
+    /// Why events were not `completed`, with how many said so.
+    var notCompletedErrors: [String: Int] = [:]
     var successfulInEvents = 0
     /// Distinct ids an event with named failures reports as deleted.
     var idsReportedDeleted = 0
@@ -197,6 +199,9 @@ struct FaultAccounting {
         var reportedFailed: [String?: Set<String>] = [:]
         for event in ledger.events {
             eventsByStatus[event.status, default: 0] += 1
+            if event.status != "completed" {
+                notCompletedErrors["\(event.status): \((event.error ?? "-").prefix(100))", default: 0] += 1
+            }
             successfulInEvents += event.successful
             if event.successful + event.failed != event.requested || Set(event.upload_ids).count != event.requested {
                 inconsistentEvents += 1
@@ -231,7 +236,10 @@ struct FaultAccounting {
 
     /// One line with every figure, for the run log.
     var summary: String {
-        let statuses = eventsByStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        var statuses = eventsByStatus.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        for (error, count) in notCompletedErrors.sorted(by: { $0.value > $1.value }).prefix(3) {
+            statuses += ", \(count) × \(error)"
+        }
         return """
             produced \(produced) (valid \(valid), fuzzed invalid \(fuzzedInvalid), fuzzed still valid \(fuzzedValid)); \
             accounted \(inEvents + deadLettered) (in events \(inEvents), dead-lettered \(deadLettered)); \
