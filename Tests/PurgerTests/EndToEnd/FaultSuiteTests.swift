@@ -18,8 +18,9 @@ struct FaultSuiteTests {
         var fuzzed: Int
         var kills: Int
         var uploadsPerEnvironment: Int
-        /// Longest a worker may go without accounting for anything before the suite gives up on it.
+        /// Longest a worker may go without publishing anything before the suite gives up on it.
         var stallTimeout: Duration
+        /// Longest the last worker may take to account for everything.
         var finishTimeout: Duration
         var timeLimit: TimeLimitTrait.Duration
 
