@@ -55,8 +55,9 @@ public final class KafkaProducer: Sendable {
                             topicPartition: TopicPartition(topic: topic, partition: native.partition),
                             offset: native.offset)))
             } else {
-                let text = rd_kafka_message_errstr(message).map { String(cString: $0) }
-                pending.finish(.failure(KafkaError(native.err, message: text)))
+                // Not rd_kafka_message_errstr: for a producer's message it returns the payload, which is not
+                // NUL-terminated (reading it as a C string reads past the payload and logs its content).
+                pending.finish(.failure(KafkaError(native.err)))
             }
         }
         let handle = try KafkaHandle(type: RD_KAFKA_PRODUCER, conf: conf, context: context)

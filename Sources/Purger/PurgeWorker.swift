@@ -315,10 +315,11 @@ public final class PurgeWorker: Service, Sendable {
                 failed: outcome.failed, failedUploadIDs: outcome.failedUploadIDs, error: outcome.error,
                 attempts: outcome.attempts, polls: outcome.polls, submittedAt: outcome.submittedAt,
                 completedAt: outcome.completedAt)
-            _ = try await producer.send(
+            try await publish(
                 KafkaRecord(
                     topic: settings.resultsTopic, key: Array(operation.batchID.description.utf8),
-                    value: event.jsonBytes()))
+                    value: event.jsonBytes()),
+                producer: producer)
             if outcome.status == .timedOut {
                 for message in held.map(\.message) {
                     try await publishDeadLetter(
@@ -359,17 +360,41 @@ public final class PurgeWorker: Service, Sendable {
         metrics.deadLetters.increment()
         let headers = deadLetter.headers.map { KafkaHeader(name: $0.key, value: $0.value) }
         do {
-            _ = try await producer.send(
-                KafkaRecord(topic: settings.dlqTopic, key: message.key, value: message.value, headers: headers))
+            try await publish(
+                KafkaRecord(topic: settings.dlqTopic, key: message.key, value: message.value, headers: headers),
+                producer: producer)
         } catch  where error.code == .messageSizeTooLarge {
             logger.warning(
                 "Dead letter too large for its topic; sent without its value",
                 metadata: ["bytes": "\(message.value?.count ?? 0)", "offset": "\(message.offset)"])
-            _ = try await producer.send(
+            try await publish(
                 KafkaRecord(
                     topic: settings.dlqTopic, key: message.key, value: nil,
                     headers: headers + [KafkaHeader(name: "purger.value.omitted", text: "\(message.value?.count ?? 0)")]
-                ))
+                ),
+                producer: producer)
+        }
+    }
+
+    /// How often a record whose delivery failed with a retriable error is sent again before the worker gives up.
+    static let maximumResends = 3
+
+    /// Sends `record` until the broker acknowledges it, sending it again (after a short pause) when delivery
+    /// failed with a retriable error: a transient broker fault must not stop the worker. A resend may publish the
+    /// record twice, never lose it (at-least-once). Other errors, and the last retriable one, are thrown.
+    private func publish(_ record: KafkaRecord, producer: KafkaProducer) async throws(KafkaError) {
+        var resends = 0
+        while true {
+            do {
+                _ = try await producer.send(record)
+                return
+            } catch  where error.isRetriable && !error.isFatal && resends < Self.maximumResends && !Task.isCancelled {
+                resends += 1
+                logger.warning(
+                    "Publishing failed; sending again",
+                    metadata: ["topic": "\(record.topic)", "error": "\(error)", "resend": "\(resends)"])
+                try? await Task.sleep(for: .milliseconds(200 * resends))
+            }
         }
     }
 

@@ -197,6 +197,7 @@ struct ReadEvent: Decodable, Sendable {
     var failed_upload_ids: [String]?
     var upload_ids: [String]
     var requests: [Request]
+    var error: String?
     var attempts: Int
     var polls: Int
 

@@ -26,10 +26,20 @@ final class WorkerProcess: Sendable {
         let output = self.output
         stdout.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
+            // At end of file the handler would be called again and again with nothing, spinning a thread.
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
             output.state.withLock { $0.stdout.append(data) }
         }
         stderr.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
+            // At end of file the handler would be called again and again with nothing, spinning a thread.
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
             output.state.withLock { $0.stderr.append(data) }
         }
         try process.run()
