@@ -63,24 +63,30 @@ public struct Batcher: Sendable {
         let ref = request.ref
         var flushed: [BulkOperation] = []
         var dependsOn = Set<BatchID>()
+        // The environment's pending batch and in-flight index are looked up once per request, not per id, and the
+        // batch is taken out of the dictionary so that appending to it never copies it.
+        var carriers = inFlightByUpload[environment]
+        var batch = pending.removeValue(forKey: environment)
         for id in request.uploadIDs {
-            if let carrier = inFlightByUpload[environment]?[id] {
+            if let carrier = carriers?[id] {
                 inFlight[carrier]!.attach(ref)
                 dependsOn.insert(carrier)
-            } else if pending[environment]?.carries(id) == true {
-                pending[environment]!.attach(ref)
-                dependsOn.insert(pending[environment]!.id)
+            } else if batch?.carries(id) == true {
+                batch!.attach(ref)
+                dependsOn.insert(batch!.id)
             } else {
-                // Appended in place: a copy taken out of the dictionary would share its storage, so every append
-                // would copy the batch's id list and set (quadratic in the batch size).
-                pending[environment, default: PendingBatch(firstEnqueuedAt: now, firstEnqueuedWallTime: wallNow)]
-                    .append(id, from: ref)
-                dependsOn.insert(pending[environment]!.id)
-                if pending[environment]!.uploadIDs.count == maxSize {
-                    flushed.append(flush(environment))
+                if batch == nil { batch = PendingBatch(firstEnqueuedAt: now, firstEnqueuedWallTime: wallNow) }
+                batch!.append(id, from: ref)
+                dependsOn.insert(batch!.id)
+                if batch!.uploadIDs.count == maxSize {
+                    carriers = nil  // one owner of the index, so that the flight adds to it in place
+                    flushed.append(startFlight(batch!, environment: environment))
+                    batch = nil
+                    carriers = inFlightByUpload[environment]
                 }
             }
         }
+        if let batch { pending[environment] = batch }
         return AddResult(flushed: flushed, dependsOn: dependsOn)
     }
 
@@ -111,11 +117,9 @@ public struct Batcher: Sendable {
     /// Returns `nil` when `batch` is not in flight (unknown, still pending, or already completed).
     public mutating func completed(_ batch: BatchID) -> [RequestRef]? {
         guard let finished = inFlight.removeValue(forKey: batch) else { return nil }
-        for id in finished.uploadIDs where inFlightByUpload[finished.environment]?[id] == batch {
-            inFlightByUpload[finished.environment]![id] = nil
-        }
-        if inFlightByUpload[finished.environment]?.isEmpty == true {
-            inFlightByUpload[finished.environment] = nil
+        if var carriers = inFlightByUpload.removeValue(forKey: finished.environment) {
+            for id in finished.uploadIDs where carriers[id] == batch { carriers[id] = nil }
+            if !carriers.isEmpty { inFlightByUpload[finished.environment] = carriers }
         }
         return finished.requests
     }
@@ -153,16 +157,19 @@ public struct Batcher: Sendable {
     }
 
     private mutating func flush(_ environment: String?) -> BulkOperation {
-        let batch = pending.removeValue(forKey: environment)!
+        startFlight(pending.removeValue(forKey: environment)!, environment: environment)
+    }
+
+    private mutating func startFlight(_ batch: PendingBatch, environment: String?) -> BulkOperation {
         inFlight[batch.id] = InFlightBatch(
             environment: environment,
             uploadIDs: batch.uploadIDs,
             requests: batch.requests,
             requestSources: batch.requestSources
         )
-        for id in batch.uploadIDs {
-            inFlightByUpload[environment, default: [:]][id] = batch.id
-        }
+        var carriers = inFlightByUpload.removeValue(forKey: environment) ?? [:]
+        for id in batch.uploadIDs { carriers[id] = batch.id }
+        inFlightByUpload[environment] = carriers
         return BulkOperation(
             batchID: batch.id,
             environment: environment,

@@ -120,11 +120,12 @@ extension DeletionRequest {
         }
     }
 
-    private static func uploadID(_ text: String, field: String) throws(InvalidRequest) -> UploadID {
+    /// `field` is only built for the error message (an interpolated name per id cost more than validating it).
+    private static func uploadID(_ text: String, field: @autoclosure () -> String) throws(InvalidRequest) -> UploadID {
         guard let id = UploadID(validating: text) else {
             throw InvalidRequest(
                 code: .invalidUploadID,
-                message: "\(field) \(quoted(text)) is not a DatoCMS upload id "
+                message: "\(field()) \(quoted(text)) is not a DatoCMS upload id "
                     + "(22 URL-safe base64 characters or 1 to 15 digits)"
             )
         }

@@ -152,6 +152,19 @@ import Testing
         #expect(batcher.requests(of: batch)?.map(\.source) == [position(0), position(1)])
     }
 
+    /// An id repeated in one request after the batch carrying it filled up and flushed joins that flight instead of
+    /// starting a new batch with it.
+    @Test func anIDRepeatedInARequestAfterItsBatchFlushedJoinsTheFlight() throws {
+        var batcher = Batcher(maxSize: 2, maxWait: .seconds(2))
+        let ids = uploadIDs(1...3)
+        let result = add(&batcher, request([ids[0], ids[1], ids[0], ids[2]], offset: 0))
+        let flight = try #require(result.flushed.first)
+        #expect(result.flushed.count == 1)
+        #expect(flight.uploadIDs == [ids[0], ids[1]])
+        #expect(batcher.pendingCount == 1)
+        #expect(result.dependsOn == [flight.batchID, batcher.pendingBatch(for: nil)!])
+    }
+
     @Test func attachesARequestWhoseIDsAreAllInFlightWithoutSubmittingThemAgain() throws {
         var batcher = Batcher(maxSize: 2, maxWait: .seconds(2))
         let operation = try #require(add(&batcher, request(uploadIDs(1...2), offset: 0)).flushed.first)
