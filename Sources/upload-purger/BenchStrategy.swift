@@ -10,7 +10,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     case officialClient = "official-client"
     /// The worker as shipped (defaults).
     case uploadPurger = "upload-purger"
-    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16` (what saturation needs with ~1.5 s jobs).
+    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16`: how much the default of 8 holds it back.
     case uploadPurgerInFlight16 = "upload-purger-16"
 
     /// Column heading in the table and legend in the chart.
