@@ -24,8 +24,6 @@ struct BenchBacklog {
     var workerEnvironment: [String: String]
     var logger: Logger
 
-    private static let topics = (requests: "upload-deletion-requests", results: "upload-deletion-results")
-
     /// What the scenario measured.
     struct Result: Sendable, Codable {
         var requests: Int
@@ -49,27 +47,19 @@ struct BenchBacklog {
     }
 
     func run() async throws -> Result {
-        var quiet = Logger(label: "upload-purger.bench.simulator")
-        quiet.logLevel = .critical
-        let cluster = try MockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topics.requests, partitions: partitions)
-        try cluster.createTopic(Self.topics.results, partitions: 3)
-        try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
-        let token = "bench-\(UUID().uuidString)"
         BenchReport.progress("bench: seeding the simulator with \(requests) uploads…")
-        let simulator = CMASimulator(
-            configuration: SimulatorConfiguration(
-                apiToken: token, environments: [nil], uploadsPerEnvironment: requests, inUseFraction: 0, seed: 42,
-                rateLimit: rateLimit, jobBaseDuration: jobBase, jobPerUploadDuration: jobPerUpload,
-                jobJitter: jobJitter),
-            logger: quiet)
-        let baseURL = try await simulator.start()
+        let fixtures = try await BenchFixtures.start(
+            requestPartitions: partitions, uploads: requests, inUseFraction: 0, rateLimit: rateLimit, jobBase: jobBase,
+            jobPerUpload: jobPerUpload, jobJitter: jobJitter, logger: logger)
+        let (cluster, simulator, baseURL, token) = (
+            fixtures.cluster, fixtures.simulator, fixtures.baseURL, fixtures.token
+        )
         let pool = simulator.uploadIDs(environment: nil)
         let stamp = ISO8601DateFormatter().string(from: Date())
         BenchReport.progress("bench: producing \(requests) requests to \(partitions) partitions…")
         let produceStart = ContinuousClock.now
         try await BenchTopic.produce(
-            count: requests, topic: Self.topics.requests, partitions: partitions,
+            count: requests, topic: BenchFixtures.requestsTopic, partitions: partitions,
             bootstrapServers: cluster.bootstrapServers,
             logger: logger
         ) { index in

@@ -19,8 +19,6 @@ struct BenchReplicas {
     var workerEnvironment: [String: String]
     var logger: Logger
 
-    private static let topics = (requests: "upload-deletion-requests", results: "upload-deletion-results")
-
     /// What the scenario measured.
     struct Result: Sendable, Codable {
         var replicas: Int
@@ -54,27 +52,16 @@ struct BenchReplicas {
     }
 
     func run() async throws -> Result {
-        var quiet = Logger(label: "upload-purger.bench.simulator")
-        quiet.logLevel = .critical
-        let cluster = try MockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topics.requests, partitions: partitions)
-        try cluster.createTopic(Self.topics.results, partitions: 3)
-        try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
-        let token = "bench-\(UUID().uuidString)"
         let uploads = environment.sizes.reduce(0, +)
-        let simulator = CMASimulator(
-            configuration: SimulatorConfiguration(
-                apiToken: token, environments: [nil], uploadsPerEnvironment: uploads,
-                inUseFraction: environment.inUseFraction, seed: 42, rateLimit: environment.rateLimit,
-                jobBaseDuration: environment.jobBase, jobPerUploadDuration: environment.jobPerUpload,
-                jobJitter: environment.jobJitter),
-            logger: quiet)
-        let baseURL = try await simulator.start()
+        let fixtures = try await environment.startFixtures(requestPartitions: partitions, logger: logger)
+        let (cluster, simulator, baseURL, token) = (
+            fixtures.cluster, fixtures.simulator, fixtures.baseURL, fixtures.token
+        )
         let workload = BenchWorkload(sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil))
         let stamp = ISO8601DateFormatter().string(from: Date())
         let requests = workload.requests
         try await BenchTopic.produce(
-            count: requests.count, topic: Self.topics.requests, partitions: partitions,
+            count: requests.count, topic: BenchFixtures.requestsTopic, partitions: partitions,
             bootstrapServers: cluster.bootstrapServers,
             logger: logger
         ) { index in BenchWorkload.value(of: requests[index], requestedAt: stamp) }
@@ -105,7 +92,8 @@ struct BenchReplicas {
             }
             tasks.addTask {
                 try await collector.follow(
-                    topic: Self.topics.results, bootstrapServers: cluster.bootstrapServers, expected: requests.count,
+                    topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers,
+                    expected: requests.count,
                     timeout: environment.timeout, logger: logger)
             }
             var complete = false

@@ -16,6 +16,13 @@ struct BenchEnvironment: Sendable {
     var inUseFraction: Double
     var naiveConcurrency: Int
     var timeout: Duration
+
+    /// A fresh mock cluster and a simulator holding one upload per id of ``sizes``.
+    func startFixtures(requestPartitions: Int32, logger: Logger) async throws -> BenchFixtures {
+        try await BenchFixtures.start(
+            requestPartitions: requestPartitions, uploads: sizes.reduce(0, +), inUseFraction: inUseFraction,
+            rateLimit: rateLimit, jobBase: jobBase, jobPerUpload: jobPerUpload, jobJitter: jobJitter, logger: logger)
+    }
 }
 
 /// What one strategy did, measured.
@@ -50,7 +57,8 @@ struct BenchResult: Sendable, Codable {
     /// Deletions per second at saturation: from 20 % to 80 % of the uploads deleted, interpolated in the per-second
     /// samples. Leaves out joining the group, the first jobs polled on the prior, and the drain at the end.
     var saturatedDeletionsPerSecond: Double? {
-        guard let start = secondsUntilDeleted(share: 0.2), let end = secondsUntilDeleted(share: 0.8), end > start
+        // Under 5 s the stretch holds too few one-second samples (and too few jobs) to mean anything.
+        guard let start = secondsUntilDeleted(share: 0.2), let end = secondsUntilDeleted(share: 0.8), end - start >= 5
         else { return nil }
         return Double(uploads) * 0.6 / (end - start)
     }
@@ -75,25 +83,12 @@ struct BenchRun {
     var environment: BenchEnvironment
     var logger: Logger
 
-    private static let topics = (requests: "upload-deletion-requests", results: "upload-deletion-results")
-
     func run() async throws -> BenchResult {
-        var quiet = Logger(label: "upload-purger.bench.simulator")
-        quiet.logLevel = .critical
-        let cluster = try MockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topics.requests, partitions: 3)
-        try cluster.createTopic(Self.topics.results, partitions: 3)
-        try cluster.createTopic("upload-deletion-requests.dlq", partitions: 1)
-        let token = "bench-\(UUID().uuidString)"
         let uploads = environment.sizes.reduce(0, +)
-        let simulator = CMASimulator(
-            configuration: SimulatorConfiguration(
-                apiToken: token, environments: [nil], uploadsPerEnvironment: uploads,
-                inUseFraction: environment.inUseFraction, seed: 42, rateLimit: environment.rateLimit,
-                jobBaseDuration: environment.jobBase, jobPerUploadDuration: environment.jobPerUpload,
-                jobJitter: environment.jobJitter),
-            logger: quiet)
-        let baseURL = try await simulator.start()
+        let fixtures = try await environment.startFixtures(requestPartitions: 3, logger: logger)
+        let (cluster, simulator, baseURL, token) = (
+            fixtures.cluster, fixtures.simulator, fixtures.baseURL, fixtures.token
+        )
         let workload = BenchWorkload(sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil))
 
         let requestedAt = Date()
@@ -133,8 +128,8 @@ struct BenchRun {
             } else {
                 group = nil
                 let naive = BenchNaivePipeline(
-                    bootstrapServers: cluster.bootstrapServers, requestsTopic: Self.topics.requests,
-                    resultsTopic: Self.topics.results, client: client, concurrency: environment.naiveConcurrency,
+                    bootstrapServers: cluster.bootstrapServers, requestsTopic: BenchFixtures.requestsTopic,
+                    resultsTopic: BenchFixtures.resultsTopic, client: client, concurrency: environment.naiveConcurrency,
                     expected: workload.requests.count, logger: logger)
                 tasks.addTask {
                     try await naive.run()
@@ -147,7 +142,7 @@ struct BenchRun {
             }
             tasks.addTask {
                 let done = try await collector.follow(
-                    topic: Self.topics.results, bootstrapServers: cluster.bootstrapServers,
+                    topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers,
                     expected: workload.requests.count, timeout: environment.timeout, logger: logger)
                 return done
             }
@@ -205,7 +200,7 @@ struct BenchRun {
                 if index >= 1_000 { try await group.next() }
                 group.addTask {
                     _ = try await producer.send(
-                        KafkaRecord(topic: Self.topics.requests, key: Array("\(index)".utf8), value: value))
+                        KafkaRecord(topic: BenchFixtures.requestsTopic, key: Array("\(index)".utf8), value: value))
                 }
             }
             try await group.waitForAll()
