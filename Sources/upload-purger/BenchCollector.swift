@@ -65,6 +65,26 @@ final class BenchCollector: Sendable {
 
 /// The simulator's counters once a second: the time series behind the chart.
 final class BenchSampler: Sendable {
+    /// Deletions per second while the deleted share of `total` went from `from` to `to`, with both instants
+    /// interpolated between the per-second samples; `nil` when that took less than `minimumSeconds` (or no time)
+    /// or did not happen.
+    static func deletionRate(
+        _ samples: [Sample], total: Int, from: Double, to: Double, minimumSeconds: Double
+    ) -> Double? {
+        func secondsUntil(_ share: Double) -> Double? {
+            let target = Double(total) * share
+            for (previous, sample) in zip(samples, samples.dropFirst()) where Double(sample.deletions) >= target {
+                guard sample.deletions > previous.deletions else { return sample.t }
+                let fraction = (target - Double(previous.deletions)) / Double(sample.deletions - previous.deletions)
+                return previous.t + (sample.t - previous.t) * max(fraction, 0)
+            }
+            return nil
+        }
+        guard let start = secondsUntil(from), let end = secondsUntil(to), end > start, end - start >= minimumSeconds
+        else { return nil }
+        return Double(total) * (to - from) / (end - start)
+    }
+
     struct Sample: Sendable, Codable {
         /// Seconds since the strategy started.
         var t: Double

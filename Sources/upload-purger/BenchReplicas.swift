@@ -122,18 +122,11 @@ struct BenchReplicas {
             rateLimited: stats.rateLimited, requestsBeforeReset: stats.requestsBeforeReset,
             maxRequestsInWindow: stats.maxRequestsInWindow, jobs: stats.jobsStarted, pollsPerJob: pollsPerJob,
             wallSeconds: wall, deletionsPerSecond: Double(stats.deletions) / wall,
-            middleDeletionsPerSecond: Self.middleRate(sampler.series, total: stats.deletions),
+            middleDeletionsPerSecond: BenchSampler.deletionRate(
+                sampler.series, total: stats.deletions, from: 0.1, to: 0.9, minimumSeconds: 0) ?? 0,
             ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
             doubleDeletions: stats.doubleDeletions, exitStatuses: exitStatuses,
             peakResidentBytes: workers.map(\.peakResidentBytes), logDirectory: logDirectory,
             samples: sampler.series)
-    }
-
-    /// Deletions per second between the first samples at or above 10 % and 90 % of `total`.
-    static func middleRate(_ samples: [BenchSampler.Sample], total: Int) -> Double {
-        guard let low = samples.first(where: { $0.deletions * 10 >= total }),
-            let high = samples.first(where: { $0.deletions * 10 >= total * 9 }), high.t > low.t
-        else { return 0 }
-        return Double(high.deletions - low.deletions) / (high.t - low.t)
     }
 }

@@ -58,21 +58,10 @@ struct BenchResult: Sendable, Codable {
     /// samples. Leaves out joining the group, the first jobs polled on the prior, and the drain at the end.
     var saturatedDeletionsPerSecond: Double? {
         // Under 5 s the stretch holds too few one-second samples (and too few jobs) to mean anything.
-        guard let start = secondsUntilDeleted(share: 0.2), let end = secondsUntilDeleted(share: 0.8), end - start >= 5
-        else { return nil }
-        return Double(uploads) * 0.6 / (end - start)
+        BenchSampler.deletionRate(samples, total: uploads, from: 0.2, to: 0.8, minimumSeconds: 5)
     }
     var saturatedCeilingRatio: Double? { saturatedDeletionsPerSecond.map { $0 / max(ceilingPerSecond, 0.001) } }
 
-    private func secondsUntilDeleted(share: Double) -> Double? {
-        let target = Double(uploads) * share
-        for (previous, sample) in zip(samples, samples.dropFirst()) where Double(sample.deletions) >= target {
-            guard sample.deletions > previous.deletions else { return sample.t }
-            let fraction = (target - Double(previous.deletions)) / Double(sample.deletions - previous.deletions)
-            return previous.t + (sample.t - previous.t) * max(fraction, 0)
-        }
-        return nil
-    }
     var rateLimitedShare: Double { Double(rateLimited) / Double(max(apiRequests, 1)) }
     var cpuPer100k: Double { cpuSeconds / Double(max(requests, 1)) * 100_000 }
 }
