@@ -95,6 +95,20 @@ public final class CMASimulator: Sendable {
         state.withLock { $0.deleted[environment] ?? [] }
     }
 
+    /// Holds every job started from now on: it does not finish (its result stays 404) until ``releaseJobs()``. For
+    /// tests that need jobs in flight as a certainty rather than a chance.
+    public func holdJobs() {
+        state.withLock { $0.holding = true }
+    }
+
+    /// Lets held jobs finish (each once its duration has passed) and stops holding new ones.
+    public func releaseJobs() {
+        state.withLock { $0.releaseJobs() }
+    }
+
+    /// Jobs held and not released.
+    public var heldJobCount: Int { state.withLock { $0.heldJobs } }
+
     /// A snapshot of the statistics (jobs whose time has come are settled first).
     public func stats() -> SimulatorStats {
         let now = ContinuousClock.now

@@ -43,7 +43,14 @@ struct SimulatorState {
         var failed = 0
         var polls = 0
         var noticedAt: ContinuousClock.Instant?
+        /// Held by ``CMASimulator/holdJobs()``: not finished before ``CMASimulator/releaseJobs()``.
+        var held = false
     }
+
+    /// Whether jobs started now are held until released.
+    var holding = false
+    /// Jobs started whose result nobody has seen yet.
+    var openJobs = 0
 
     let configuration: SimulatorConfiguration
     var random: SplitMix64
@@ -191,9 +198,11 @@ struct SimulatorState {
         if failWith500 { stats.faultsInjected["failed_job_500", default: 0] += 1 }
         jobs[id] = Job(
             id: id, environment: request.environment, ids: ids, startedAt: now, duration: duration,
-            failWith500: failWith500)
+            failWith500: failWith500, held: holding)
         jobOrder.append(id)
         stats.jobsStarted += 1
+        openJobs += 1
+        stats.maxOpenJobs = max(stats.maxOpenJobs, openJobs)
         var response = SimulatedResponse(status: 202, body: #"{"data":{"type":"job","id":"\#(id)"}}"#)
         response.headers = rateHeaders()
         if roll(configuration.faults.lostPostResponse) {
@@ -219,6 +228,7 @@ struct SimulatorState {
         if job.noticedAt == nil {
             job.noticedAt = now
             stats.jobsNoticed += 1
+            openJobs -= 1
         }
         let attributes: String
         if job.failWith500 {
@@ -263,7 +273,7 @@ struct SimulatorState {
 
     mutating func settleJobs(at now: ContinuousClock.Instant) {
         let due = jobOrder.compactMap { id -> Job? in
-            guard let job = jobs[id], !job.settled, job.startedAt + job.duration <= now else { return nil }
+            guard let job = jobs[id], !job.settled, !job.held, job.startedAt + job.duration <= now else { return nil }
             return job
         }.sorted { $0.startedAt + $0.duration < $1.startedAt + $1.duration }
         for var job in due {
@@ -285,6 +295,15 @@ struct SimulatorState {
             jobs[job.id] = job
         }
     }
+
+    /// Lets every held job finish; a job whose duration has passed finishes at the next request.
+    mutating func releaseJobs() {
+        holding = false
+        for id in jobOrder where jobs[id]?.held == true { jobs[id]?.held = false }
+    }
+
+    /// Jobs held and not yet released.
+    var heldJobs: Int { jobOrder.count { jobs[$0]?.held == true } }
 
     // MARK: - Statistics
 

@@ -16,6 +16,9 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
         public var failedWith500: Bool
     }
 
+    /// The most jobs that were started and whose result nobody had seen yet, at any moment: the jobs a client had
+    /// in flight.
+    public var maxOpenJobs = 0
     /// Responses by endpoint (`bulk_destroy`, `job_result`, `uploads`) and status code.
     public var requests: [String: [String: Int]] = [:]
     /// 429 responses (over the limit or load shedding).

@@ -7,18 +7,17 @@ import Synchronization
 /// points at it (the owning client keeps both), and is safe to use from librdkafka's threads.
 final class KafkaClientContext: Sendable {
     let logger: Logger
-    let rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)?
     private let state = Mutex(State())
 
     private struct State {
         var fatalError: KafkaError?
         var lastError: KafkaError?
         var consumerLag: [TopicPartition: Int64] = [:]
+        var rebalances: [RebalanceEvent] = []
     }
 
-    init(logger: Logger, rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)? = nil) {
+    init(logger: Logger) {
         self.logger = logger
-        self.rebalanceHandler = rebalanceHandler
     }
 
     var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -45,6 +44,19 @@ final class KafkaClientContext: Sendable {
 
     func record(consumerLag: [TopicPartition: Int64]) {
         state.withLock { $0.consumerLag = consumerLag }
+    }
+
+    /// Keeps a rebalance the rebalance callback saw (on the poll thread) for the poll that served it to return.
+    func record(rebalance: RebalanceEvent) {
+        state.withLock { $0.rebalances.append(rebalance) }
+    }
+
+    /// The rebalances recorded since the last call, oldest first.
+    func takeRebalances() -> [RebalanceEvent] {
+        state.withLock { state in
+            defer { state.rebalances = [] }
+            return state.rebalances
+        }
     }
 
     /// Installs the callbacks every client uses: logs, errors and statistics.
@@ -75,19 +87,6 @@ final class KafkaClientContext: Sendable {
             if let lag = KafkaStatistics.consumerLag(fromJSON: bytes) { context.record(consumerLag: lag) }
             return 0
         }
-    }
-
-    /// Hands a rebalance to Swift and waits for the handler, so that revoked partitions are drained and
-    /// committed before librdkafka releases them. Called on the consumer's poll thread, never on Swift's
-    /// cooperative pool, so blocking here stalls only that thread.
-    func deliverAndWait(_ event: RebalanceEvent) {
-        guard let handler = rebalanceHandler else { return }
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            await handler(event)
-            done.signal()
-        }
-        done.wait()
     }
 }
 

@@ -6,26 +6,45 @@ public import Logging
 /// A member of a Kafka consumer group that stores offsets only when told to.
 ///
 /// Every blocking librdkafka call runs on the consumer's own serial dispatch queue, never on Swift's
-/// cooperative pool. Rebalances use the `cooperative-sticky` assignor: the rebalance handler runs while
-/// librdkafka waits, so revoked partitions are still assigned while the handler drains and commits them.
+/// cooperative pool. Rebalances use the `cooperative-sticky` assignor. A consumer made with
+/// ``RevocationHandling/byApplication`` hands assignment changes out as values of
+/// ``pollEvents(maxMessages:timeout:)`` and keeps revoked partitions assigned until
+/// ``completeRevocation(_:)``, so their finished work can be stored and committed first; nothing blocks
+/// librdkafka's poll thread meanwhile.
 public final class KafkaConsumer: Sendable {
+    /// Who completes a revocation.
+    public enum RevocationHandling: Sendable {
+        /// The consumer unassigns revoked partitions at once; ``pollEvents(maxMessages:timeout:)`` reports no
+        /// rebalances. For readers that store no offsets of their own.
+        case atOnce
+        /// Rebalances are reported by ``pollEvents(maxMessages:timeout:)``; revoked partitions stay assigned
+        /// until ``completeRevocation(_:)`` (the group waits for it, within `max.poll.interval.ms`).
+        case byApplication
+    }
+
     private let handle: KafkaHandle
     private let context: KafkaClientContext
     private let pollQueue = DispatchQueue(label: "upload-purger.kafka.consumer.poll")
     private let commitQueue = DispatchQueue(label: "upload-purger.kafka.consumer.commit")
 
-    /// Creates the consumer (it connects lazily). `rebalanceHandler` sees every assignment change; it must
-    /// return for the rebalance to complete, and must not call ``poll(maxMessages:timeout:)``.
+    /// Creates the consumer (it connects lazily).
     public init(
-        configuration: KafkaConsumerConfiguration, logger: Logger,
-        rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)? = nil
+        configuration: KafkaConsumerConfiguration, logger: Logger, revocations: RevocationHandling = .atOnce
     ) throws(KafkaError) {
-        let context = KafkaClientContext(logger: logger, rebalanceHandler: rebalanceHandler)
+        let context = KafkaClientContext(logger: logger)
         let conf = try NativeConfiguration.make(configuration.layers)
         context.installCommonCallbacks(on: conf)
-        rd_kafka_conf_set_rebalance_cb(conf) { rk, code, partitions, _ in
-            guard let rk, let context = KafkaClientContext.from(rk) else { return }
-            KafkaConsumer.rebalance(rk: rk, code: code, partitions: partitions, context: context)
+        switch revocations {
+        case .atOnce:
+            rd_kafka_conf_set_rebalance_cb(conf) { rk, code, partitions, _ in
+                guard let rk, let context = KafkaClientContext.from(rk) else { return }
+                KafkaConsumer.rebalance(rk: rk, code: code, partitions: partitions, context: context, deferring: false)
+            }
+        case .byApplication:
+            rd_kafka_conf_set_rebalance_cb(conf) { rk, code, partitions, _ in
+                guard let rk, let context = KafkaClientContext.from(rk) else { return }
+                KafkaConsumer.rebalance(rk: rk, code: code, partitions: partitions, context: context, deferring: true)
+            }
         }
         self.handle = try KafkaHandle(type: RD_KAFKA_CONSUMER, conf: conf, context: context)
         self.context = context
@@ -33,38 +52,59 @@ public final class KafkaConsumer: Sendable {
         rd_kafka_poll_set_consumer(handle.pointer)
     }
 
+    /// Applies a rebalance on librdkafka's poll thread. Assignments take effect at once; a revocation is
+    /// completed at once unless `deferring` (then the application completes it) or the partitions are lost.
+    /// With `deferring`, both are recorded for the poll that served them to return.
     private static func rebalance(
         rk: OpaquePointer, code: rd_kafka_resp_err_t,
-        partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, context: KafkaClientContext
+        partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, context: KafkaClientContext,
+        deferring: Bool
     ) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
         let changed = NativeTopicPartitionList.partitions(of: partitions)
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            let error = cooperative ? rd_kafka_incremental_assign(rk, partitions) : nil
-            if !cooperative { rd_kafka_assign(rk, partitions) }
-            if let error {
+            if let error = rd_kafka_incremental_assign(rk, partitions) {
                 context.logger.error(
                     "Assigning partitions failed", metadata: ["error": "\(KafkaError(consuming: error))"])
             }
             context.logger.info("Partitions assigned", metadata: ["partitions": "\(changed)"])
-            context.deliverAndWait(.assigned(changed))
+            if deferring { context.record(rebalance: .assigned(changed)) }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(rk) != 0
             context.logger.info(
                 "Partitions revoked", metadata: ["partitions": "\(changed)", "lost": "\(lost)"])
-            context.deliverAndWait(.revoked(changed, lost: lost))
-            if cooperative {
-                if let error = rd_kafka_incremental_unassign(rk, partitions) {
-                    context.logger.error(
-                        "Unassigning partitions failed", metadata: ["error": "\(KafkaError(consuming: error))"])
-                }
-            } else {
-                rd_kafka_assign(rk, nil)
-            }
+            if deferring { context.record(rebalance: .revoked(changed, lost: lost)) }
+            if !deferring || lost { unassign(rk: rk, partitions: partitions, context: context) }
         default:
             context.logger.error("Rebalance failed", metadata: ["error": "\(KafkaError(code))"])
             rd_kafka_assign(rk, nil)
+        }
+    }
+
+    private static func unassign(
+        rk: OpaquePointer, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+        context: KafkaClientContext
+    ) {
+        if let error = rd_kafka_incremental_unassign(rk, partitions) {
+            context.logger.error(
+                "Unassigning partitions failed", metadata: ["error": "\(KafkaError(consuming: error))"])
+        }
+    }
+
+    /// Completes the revocation of `partitions` that ``pollEvents(maxMessages:timeout:)`` reported: they leave
+    /// this member's assignment and the group may give them to another member. Store and commit their
+    /// finished work before.
+    public func completeRevocation(_ partitions: some Collection<TopicPartition>) async {
+        guard !partitions.isEmpty else { return }
+        let handle = self.handle
+        let context = self.context
+        let partitions = Array(partitions)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pollQueue.async {
+                let list = NativeTopicPartitionList(partitions)
+                if !handle.isClosed { Self.unassign(rk: handle.pointer, partitions: list.pointer, context: context) }
+                continuation.resume()
+            }
         }
     }
 
@@ -83,9 +123,19 @@ public final class KafkaConsumer: Sendable {
     public func poll(maxMessages: Int = 500, timeout: Duration = .milliseconds(100)) async throws(KafkaError)
         -> [KafkaMessage]
     {
+        try await pollEvents(maxMessages: maxMessages, timeout: timeout).compactMap { event in
+            if case .message(let message) = event { message } else { nil }
+        }
+    }
+
+    /// Like ``poll(maxMessages:timeout:)``, with the assignment changes served meanwhile, in order (reported
+    /// only by a consumer made with ``RevocationHandling/byApplication``).
+    public func pollEvents(maxMessages: Int = 500, timeout: Duration = .milliseconds(100)) async throws(KafkaError)
+        -> [KafkaConsumerEvent]
+    {
         let handle = self.handle
         let context = self.context
-        let result: Result<[KafkaMessage], KafkaError> = await withCheckedContinuation { continuation in
+        let result: Result<[KafkaConsumerEvent], KafkaError> = await withCheckedContinuation { continuation in
             pollQueue.async {
                 continuation.resume(
                     returning: Self.pollBlocking(
@@ -97,11 +147,16 @@ public final class KafkaConsumer: Sendable {
 
     private static func pollBlocking(
         handle: KafkaHandle, context: KafkaClientContext, maxMessages: Int, timeout: Duration
-    ) -> Result<[KafkaMessage], KafkaError> {
+    ) -> Result<[KafkaConsumerEvent], KafkaError> {
         guard !handle.isClosed else { return .failure(KafkaError(code: .destroyed, message: "consumer is closed")) }
-        var messages: [KafkaMessage] = []
+        var events: [KafkaConsumerEvent] = []
+        var messages = 0
         var wait = Int32(clamping: timeout.milliseconds)
-        while messages.count < maxMessages, let native = rd_kafka_consumer_poll(handle.pointer, wait) {
+        while messages < maxMessages {
+            let native = rd_kafka_consumer_poll(handle.pointer, wait)
+            // Rebalances this call served came before the message it returns.
+            events += context.takeRebalances().map(KafkaConsumerEvent.rebalance)
+            guard let native else { break }
             wait = 0
             defer { rd_kafka_message_destroy(native) }
             let message = native.pointee
@@ -113,10 +168,11 @@ public final class KafkaConsumer: Sendable {
                 }
                 continue
             }
-            messages.append(KafkaMessage(native: native))
+            events.append(.message(KafkaMessage(native: native)))
+            messages += 1
         }
         if let fatal = context.fatalError { return .failure(fatal) }
-        return .success(messages)
+        return .success(events)
     }
 
     private static func errorText(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> String {
@@ -165,6 +221,33 @@ public final class KafkaConsumer: Sendable {
         return try result.get()
     }
 
+    /// The end offset (high watermark: the offset the next message will get) of each of `partitions`, as the
+    /// partition leaders report it now.
+    public func endOffsets(
+        of partitions: [TopicPartition], timeout: Duration = .seconds(10)
+    ) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let handle = self.handle
+        let result: Result<[TopicPartition: Int64], KafkaError> = await withCheckedContinuation { continuation in
+            commitQueue.async {
+                var ends: [TopicPartition: Int64] = [:]
+                for partition in partitions {
+                    var low: Int64 = 0
+                    var high: Int64 = 0
+                    let code = rd_kafka_query_watermark_offsets(
+                        handle.pointer, partition.topic, partition.partition, &low, &high,
+                        Int32(clamping: timeout.milliseconds))
+                    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                        continuation.resume(returning: .failure(KafkaError(code)))
+                        return
+                    }
+                    ends[partition] = high
+                }
+                continuation.resume(returning: .success(ends))
+            }
+        }
+        return try result.get()
+    }
+
     /// The partitions currently assigned to this member.
     public func assignment() throws(KafkaError) -> Set<TopicPartition> {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
@@ -196,7 +279,8 @@ public final class KafkaConsumer: Sendable {
     /// The last asynchronous client error, such as all brokers being down.
     public var lastError: KafkaError? { context.lastError }
 
-    /// Leaves the group (the rebalance handler sees the final revocation) and releases the client.
+    /// Leaves the group and releases the client. The final revocation is completed at once: finish and commit
+    /// the work of the assignment before.
     /// Returns by `timeout` even when no broker answers; then the group notices the member's absence only
     /// after its session times out.
     public func close(timeout: Duration = .seconds(10)) async {
@@ -206,7 +290,8 @@ public final class KafkaConsumer: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             pollQueue.async {
                 let closedInTime = handle.closeConsumer(within: timeout) { code, partitions in
-                    Self.rebalance(rk: handle.pointer, code: code, partitions: partitions, context: context)
+                    Self.rebalance(
+                        rk: handle.pointer, code: code, partitions: partitions, context: context, deferring: false)
                 }
                 if !closedInTime {
                     logger.warning("Consumer did not leave the group in time", metadata: ["timeout": "\(timeout)"])

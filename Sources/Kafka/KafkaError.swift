@@ -111,6 +111,10 @@ extension KafkaError {
         public static let coordinatorLoadInProgress = Code(RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS)
         /// A network error on the broker side.
         public static let networkException = Code(RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION)
+        /// The commit carried a group generation that has ended (the member rejoined meanwhile).
+        public static let illegalGeneration = Code(RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+        /// The group is rebalancing: a commit may succeed once the rebalance is through.
+        public static let rebalanceInProgress = Code(RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
         /// The message is larger than the broker accepts.
         public static let messageSizeTooLarge = Code(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
         /// The client may not write to the topic.

@@ -81,12 +81,22 @@ public struct DeliveryReport: Sendable, Hashable {
     public var offset: Int64
 }
 
-/// A change of the consumer's assignment, handed to Swift while librdkafka waits.
+/// A change of the consumer's assignment, as ``KafkaConsumer/pollEvents(maxMessages:timeout:)`` returns it.
 public enum RebalanceEvent: Sendable, Hashable {
     /// These partitions were added to the assignment; consumption starts at their committed offsets.
     case assigned([TopicPartition])
-    /// These partitions are being taken away. Until the handler returns they are still assigned, so
-    /// offsets for them can be stored and committed. `lost` means the group already gave them to another
-    /// member (session timed out): committing is pointless and the work may be duplicated.
+    /// These partitions are being taken away. Unless `lost`, a consumer that completes revocations itself keeps
+    /// them assigned until ``KafkaConsumer/completeRevocation(_:)``, so offsets for them can still be stored and
+    /// committed. `lost` means the group already gave them to another member (session timed out): they are
+    /// unassigned already, committing is pointless and the work may be duplicated.
     case revoked([TopicPartition], lost: Bool)
+}
+
+/// What one poll of a consumer returned, in the order librdkafka served it: a message after a rebalance event
+/// belongs to the assignment that event made.
+public enum KafkaConsumerEvent: Sendable, Hashable {
+    /// A message of an assigned partition.
+    case message(KafkaMessage)
+    /// The assignment changed.
+    case rebalance(RebalanceEvent)
 }

@@ -54,6 +54,12 @@ public struct OffsetTracker: Sendable {
         lastCommitted = max(lastCommitted ?? offset, offset)
     }
 
+    /// Forgets what was stored, so that ``committable`` reports the finished offset again (the partition came back
+    /// after a lost assignment, and librdkafka dropped the offsets stored for it).
+    public mutating func markUnstored() {
+        lastCommitted = nil
+    }
+
     /// The number of tracked messages not yet done.
     public var outstanding: Int { order.count - head - done.count }
 

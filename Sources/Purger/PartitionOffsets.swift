@@ -29,6 +29,11 @@ public struct PartitionOffsets: Sendable {
         }
     }
 
+    /// Forgets what was stored for `partitions`, keeping what is tracked (see ``OffsetTracker/markUnstored()``).
+    public mutating func markUnstored(_ partitions: Set<TopicPartition>) {
+        for partition in partitions { trackers[partition]?.markUnstored() }
+    }
+
     /// Forgets `partitions`, as after they were revoked.
     public mutating func revoke(_ partitions: Set<TopicPartition>) {
         for partition in partitions {

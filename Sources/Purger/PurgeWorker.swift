@@ -56,25 +56,24 @@ public final class PurgeWorker: Service, Sendable {
         }
     }
 
-    private enum Work: Sendable {
-        case job(BulkOperation)
-        case deadLetter(KafkaMessage, DeadLetter)
-    }
-
     private let settings: Settings
     private let client: CMAClient
     private let logger: Logger
     private let metrics = PurgerMetrics()
-    private let state: Mutex<PipelineState>
-    private let control = Mutex(Control())
+    /// A copy of the machine's observable state after every event, for health checks and tests; the machine
+    /// itself belongs to the loop in ``run()``.
+    private let observed = Mutex(Observation())
 
-    private struct Control {
-        var stopRequested = false
-        var closing = false
-        var fatal: WorkerError?
-        var consumer: KafkaConsumer?
-        var work: AsyncStream<Work>.Continuation?
-        var apiReachable = false
+    /// What health checks and tests read.
+    private struct Observation {
+        var consuming = false
+        var apiAnswered = false
+        var assigned = 0
+        var paused = 0
+        var runningJobs = 0
+        var publishing = 0
+        var pendingIDs = 0
+        var peakRunningJobs = 0
     }
 
     /// Makes a worker; it connects when run.
@@ -82,39 +81,31 @@ public final class PurgeWorker: Service, Sendable {
         self.settings = settings
         self.client = client
         self.logger = logger
-        self.state = Mutex(
-            PipelineState(
-                batcher: Batcher(
-                    maxSize: settings.batchMaxSize, maxWait: settings.batchMaxWait,
-                    defaultEnvironment: settings.defaultEnvironment)))
     }
 
-    // MARK: - Health
+    // MARK: - Health and observation
 
     /// The consume loop is running and has not failed.
-    public var isAlive: Bool { control.withLock { !$0.closing && $0.fatal == nil && $0.consumer != nil } }
+    public var isAlive: Bool { observed.withLock { $0.consuming } }
 
     /// The worker owns partitions and the API has answered.
-    public var isReady: Bool {
-        let apiReachable = control.withLock { $0.apiReachable }
-        return isAlive && apiReachable && !state.withLock { $0.assigned.isEmpty }
-    }
+    public var isReady: Bool { observed.withLock { $0.consuming && $0.apiAnswered && $0.assigned > 0 } }
 
-    // MARK: - Observation
+    /// Submitted bulk operations whose completion event is not acknowledged yet. A snapshot, for tests and
+    /// diagnostics.
+    public var inFlightCount: Int { observed.withLock { $0.runningJobs + $0.publishing } }
 
-    /// Submitted bulk operations whose completion event is not acknowledged yet. Read-only, for tests and
-    /// diagnostics; a snapshot that may change at once.
-    public var inFlightCount: Int { state.withLock { $0.inFlightCount } }
+    /// The most jobs that were ever submitted and not finished at once (never above the configured bound).
+    public var peakRunningJobs: Int { observed.withLock { $0.peakRunningJobs } }
 
-    /// Ids waiting in pending batches over all environments (at most the batch size per environment). Read-only,
-    /// for tests and diagnostics.
-    public var pendingCount: Int { state.withLock { $0.pendingCount } }
+    /// Ids waiting in pending batches over all environments. A snapshot, for tests and diagnostics.
+    public var pendingCount: Int { observed.withLock { $0.pendingIDs } }
 
-    /// Partitions this member has paused for backpressure. Read-only, for tests and diagnostics.
-    public var pausedPartitionCount: Int { state.withLock { $0.paused.count } }
+    /// Partitions this member has paused. A snapshot, for tests and diagnostics.
+    public var pausedPartitionCount: Int { observed.withLock { $0.paused } }
 
-    /// Partitions this member owns now. Read-only, for tests and diagnostics.
-    public var assignedPartitionCount: Int { state.withLock { $0.assigned.count } }
+    /// Partitions this member owns now. A snapshot, for tests and diagnostics.
+    public var assignedPartitionCount: Int { observed.withLock { $0.assigned } }
 
     // MARK: - Running
 
@@ -127,52 +118,18 @@ public final class PurgeWorker: Service, Sendable {
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: settings.bootstrapServers, groupID: settings.groupID,
                 properties: settings.kafkaProperties, statisticsInterval: settings.statisticsInterval),
-            logger: logger
-        ) { [self] event in await rebalanced(event) }
-        let (work, sink) = AsyncStream.makeStream(of: Work.self)
-        control.withLock {
-            $0.consumer = consumer
-            $0.work = sink
-        }
+            logger: logger, revocations: .byApplication)
         try consumer.subscribe(topics: [settings.requestsTopic])
         logger.info(
             "Worker started",
             metadata: ["topic": "\(settings.requestsTopic)", "group": "\(settings.groupID)"])
+        observed.withLock { $0.consuming = true }
 
-        await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.checkAPI() }
-                group.addTask { await self.consume(from: consumer, into: sink) }
-                for await item in work {
-                    group.addTask { await self.perform(item, producer: producer, consumer: consumer) }
-                }
-                if !(await drained(within: settings.shutdownTimeout)) {
-                    logger.warning(
-                        "Shutdown budget spent with jobs in flight; their requests stay uncommitted",
-                        metadata: ["in_flight": "\(state.withLock { $0.inFlightCount })"])
-                    group.cancelAll()
-                }
-            }
-        } onGracefulShutdown: {
-            self.control.withLock { $0.stopRequested = true }
-        }
+        let fatal = await work(consumer: consumer, producer: producer)
 
-        let fatal = control.withLock {
-            $0.closing = true
-            return $0.fatal
-        }
-        storeCommittable(consumer: consumer, in: nil)
-        do {
-            try await consumer.commit()
-        } catch {
-            logger.warning("Final commit failed", metadata: ["error": "\(error)"])
-        }
+        observed.withLock { $0.consuming = false }
         await consumer.close(timeout: settings.shutdownTimeout)
         await producer.close(timeout: .seconds(5))
-        control.withLock {
-            $0.consumer = nil
-            $0.work = nil
-        }
         if let fatal {
             logger.error("Worker stopped", metadata: ["error": "\(fatal)"])
             throw fatal
@@ -180,175 +137,206 @@ public final class PurgeWorker: Service, Sendable {
         logger.info("Worker stopped")
     }
 
+    /// The loop: every child task (a poll, a job, a publication, a commit, the shutdown signal) ends with one
+    /// event; the machine turns each event into actions, carried out here. Returns the machine's verdict.
+    private func work(consumer: KafkaConsumer, producer: KafkaProducer) async -> WorkerError? {
+        var machine = PipelineStateMachine(
+            configuration: PipelineStateMachine.Configuration(
+                maxInFlightJobs: settings.maxInFlightJobs, shutdownTimeout: settings.shutdownTimeout,
+                jobTimeout: client.configuration.jobTimeout),
+            batcher: Batcher(
+                maxSize: settings.batchMaxSize, maxWait: settings.batchMaxWait,
+                defaultEnvironment: settings.defaultEnvironment))
+        return await withTaskGroup(of: PipelineStateMachine.Event?.self) { group in
+            group.addTask { await self.checkAPI() }
+            group.addTask {
+                do {
+                    try await gracefulShutdown()
+                    return .stopRequested
+                } catch {
+                    return .cancelled
+                }
+            }
+            group.addTask { await self.poll(consumer, until: nil) }
+            var lastLagReport = ContinuousClock.now
+            while let next = await group.next() {
+                guard let event = next else { continue }
+                let now = ContinuousClock.now
+                if case .consumed(let events, _) = event {
+                    metrics.requestsConsumed.increment(
+                        by: events.count { if case .message = $0 { true } else { false } })
+                    if now - lastLagReport > .seconds(1) {
+                        metrics.consumerLag(consumer.consumerLag)
+                        lastLagReport = now
+                    }
+                }
+                let actions = machine.handle(event, now: now)
+                observe(machine)
+                for action in actions {
+                    if case .finish(let error) = action {
+                        if machine.runningJobs > 0 {
+                            logger.warning(
+                                "Stopping with jobs in flight; their requests stay uncommitted",
+                                metadata: ["in_flight": "\(machine.runningJobs)"])
+                        }
+                        group.cancelAll()
+                        return error
+                    }
+                    perform(action, in: &group, consumer: consumer, producer: producer)
+                }
+                if case .consumed = event {
+                    let deadline = machine.nextDeadline
+                    group.addTask { await self.poll(consumer, until: deadline) }
+                }
+            }
+            return nil
+        }
+    }
+
+    private func observe(_ machine: PipelineStateMachine) {
+        metrics.inFlightJobs.record(machine.runningJobs)
+        metrics.pausedPartitions.record(machine.paused.count)
+        observed.withLock {
+            $0.apiAnswered = machine.apiAnswered
+            $0.assigned = machine.assigned.count
+            $0.paused = machine.paused.count
+            $0.runningJobs = machine.runningJobs
+            $0.publishing = machine.publishingBatches
+            $0.pendingIDs = machine.pendingIDs
+            $0.peakRunningJobs = machine.peakRunningJobs
+        }
+    }
+
+    private func perform(
+        _ action: PipelineStateMachine.Action, in group: inout TaskGroup<PipelineStateMachine.Event?>,
+        consumer: KafkaConsumer, producer: KafkaProducer
+    ) {
+        switch action {
+        case .submit(let operation):
+            metrics.batchesSubmitted.increment()
+            metrics.batchSize.record(operation.uploadIDs.count)
+            group.addTask { await self.submit(operation) }
+        case .publish(let publication):
+            group.addTask { await self.publish(publication, producer: producer) }
+        case .deadLetter(let message, let deadLetter):
+            metrics.invalidRequest(code: deadLetter.code.rawValue)
+            group.addTask {
+                do throws(KafkaError) {
+                    try await self.publishDeadLetter(message, deadLetter, producer: producer)
+                    return .deadLettered(deadLetter.source)
+                } catch {
+                    return .publishFailed(error)
+                }
+            }
+        case .storeOffsets(let offsets):
+            do {
+                try consumer.storeOffsets(offsets)
+            } catch {
+                logger.debug("Storing offsets failed", metadata: ["error": "\(error)"])
+            }
+        case .pause(let partitions):
+            do {
+                try consumer.pause(partitions)
+                logger.debug("Partitions paused", metadata: ["partitions": "\(partitions.count)"])
+            } catch {
+                logger.warning("Pausing partitions failed", metadata: ["error": "\(error)"])
+            }
+        case .resume(let partitions):
+            do {
+                try consumer.resume(partitions)
+            } catch {
+                logger.warning("Resuming partitions failed", metadata: ["error": "\(error)"])
+            }
+        case .commit:
+            group.addTask {
+                do throws(KafkaError) {
+                    try await consumer.commit()
+                    return .committed(nil)
+                } catch {
+                    self.logger.warning("Commit failed", metadata: ["error": "\(error)"])
+                    return .committed(error)
+                }
+            }
+        case .completeRevocation(let partitions):
+            group.addTask {
+                await consumer.completeRevocation(partitions)
+                return nil
+            }
+        case .finish:
+            preconditionFailure("finish is carried out by the loop")
+        }
+    }
+
+    /// One poll, waiting until the machine's next deadline at the latest (and 100 ms at most, so that shutdown
+    /// and rebalances are served promptly).
+    private func poll(_ consumer: KafkaConsumer, until deadline: ContinuousClock.Instant?) async
+        -> PipelineStateMachine.Event
+    {
+        let untilDue = deadline.map { max(.milliseconds(1), $0 - ContinuousClock.now) } ?? .milliseconds(100)
+        do {
+            let events = try await consumer.pollEvents(maxMessages: 200, timeout: min(.milliseconds(100), untilDue))
+            return .consumed(events, wallNow: Date())
+        } catch {
+            return .failed(.kafka(error))
+        }
+    }
+
     /// One cheap request at start-up: proves the API answers (readiness) and fails fast on a rejected token.
-    private func checkAPI() async {
+    private func checkAPI() async -> PipelineStateMachine.Event? {
         do {
             try await client.ping(environment: settings.defaultEnvironment)
-            control.withLock { $0.apiReachable = true }
+            return .apiAnswered
         } catch {
-            if error.kind == .fatal { fail(.tokenRejected(error)) }
+            if error.kind == .fatal { return .failed(.tokenRejected(error)) }
             logger.warning("The DatoCMS API did not answer", metadata: ["error": "\(error)"])
+            return nil
         }
     }
 
-    private var shouldStop: Bool { control.withLock { $0.stopRequested || $0.fatal != nil } }
+    // MARK: - Jobs and publications
 
-    private func fail(_ error: WorkerError) {
-        control.withLock { if $0.fatal == nil { $0.fatal = error } }
-    }
-
-    // MARK: - Consuming
-
-    private func consume(from consumer: KafkaConsumer, into sink: AsyncStream<Work>.Continuation) async {
-        var lastLagReport = ContinuousClock.now
-        // Cancellation (the service group cancelling its services) stops at once: nothing pending is submitted.
-        while !shouldStop, !Task.isCancelled {
-            let now = ContinuousClock.now
-            let untilDue = state.withLock { $0.nextDeadline }.map { max(.milliseconds(1), $0 - now) }
-            let messages: [KafkaMessage]
-            do {
-                messages = try await consumer.poll(
-                    maxMessages: 200, timeout: min(.milliseconds(100), untilDue ?? .milliseconds(100)))
-            } catch {
-                fail(.kafka(error))
-                break
-            }
-            let wallNow = Date()
-            let afterPoll = ContinuousClock.now
-            for message in messages {
-                metrics.requestsConsumed.increment()
-                switch state.withLock({ $0.accept(message, now: afterPoll, wallNow: wallNow) }) {
-                case .batched(let operations):
-                    for operation in operations { sink.yield(.job(operation)) }
-                case .deadLetter(let deadLetter):
-                    metrics.invalidRequest(code: deadLetter.code.rawValue)
-                    sink.yield(.deadLetter(message, deadLetter))
-                case .duplicate:
-                    break
-                }
-            }
-            for operation in state.withLock({ $0.flushDue(now: afterPoll) }) { sink.yield(.job(operation)) }
-            applyBackpressure(consumer)
-            if afterPoll - lastLagReport > .seconds(1) {
-                metrics.consumerLag(consumer.consumerLag)
-                lastLagReport = afterPoll
-            }
-        }
-        if control.withLock({ $0.fatal == nil }), !Task.isCancelled {
-            for operation in state.withLock({ $0.flushAll() }) { sink.yield(.job(operation)) }
-        }
-        sink.finish()
-    }
-
-    private func applyBackpressure(_ consumer: KafkaConsumer) {
-        let (pause, resume, inFlight, paused) = state.withLock { state in
-            let change = state.backpressure(maxInFlight: settings.maxInFlightJobs)
-            return (change.pause, change.resume, state.inFlightCount, state.paused.count)
-        }
+    private func submit(_ operation: BulkOperation) async -> PipelineStateMachine.Event {
         do {
-            try consumer.pause(pause)
-            try consumer.resume(resume)
+            let outcome = try await client.destroyUploads(operation.uploadIDs, environment: operation.environment)
+            return .jobFinished(operation.batchID, outcome)
         } catch {
-            logger.warning("Pausing or resuming partitions failed", metadata: ["error": "\(error)"])
-        }
-        if !pause.isEmpty { logger.debug("Partitions paused", metadata: ["in_flight": "\(inFlight)"]) }
-        metrics.inFlightJobs.record(inFlight)
-        metrics.pausedPartitions.record(paused)
-    }
-
-    /// Waits until no job is in flight, or `budget` passes; true when drained.
-    private func drained(within budget: Duration) async -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: budget)
-        while state.withLock({ $0.inFlightCount }) > 0 {
-            if control.withLock({ $0.fatal != nil }) || Task.isCancelled || ContinuousClock.now >= deadline {
-                return false
+            if error.kind == .fatal || !Task.isCancelled {
+                logger.error(
+                    "Bulk operation failed", metadata: ["batch_id": "\(operation.batchID)", "error": "\(error)"])
             }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return true
-    }
-
-    // MARK: - Performing
-
-    private func perform(_ work: Work, producer: KafkaProducer, consumer: KafkaConsumer) async {
-        switch work {
-        case .job(let operation):
-            await submit(operation, producer: producer, consumer: consumer)
-        case .deadLetter(let message, let deadLetter):
-            do {
-                try await publishDeadLetter(message, deadLetter, producer: producer)
-                state.withLock { state in
-                    store(state.deadLetterAcknowledged(deadLetter.source), consumer: consumer, state: &state)
-                }
-            } catch {
-                fail(.kafka(error))
-            }
+            return .jobFailed(operation.batchID, error)
         }
     }
 
-    private func submit(_ operation: BulkOperation, producer: KafkaProducer, consumer: KafkaConsumer) async {
-        metrics.batchesSubmitted.increment()
-        metrics.batchSize.record(operation.uploadIDs.count)
-        var logger = self.logger
-        logger[metadataKey: "batch_id"] = "\(operation.batchID)"
-        logger[metadataKey: "environment"] = "\(operation.environment ?? "(primary)")"
-        let outcome: BulkDestroyOutcome
+    private func publish(
+        _ publication: PipelineStateMachine.Publication, producer: KafkaProducer
+    ) async -> PipelineStateMachine.Event {
+        let event = publication.event
+        let outcome = publication.outcome
         do {
-            outcome = try await client.destroyUploads(operation.uploadIDs, environment: operation.environment)
-        } catch {
-            state.withLock { $0.batchAbandoned(operation.batchID) }
-            if error.kind == .fatal { fail(.tokenRejected(error)) }
-            logger.error("Bulk operation failed", metadata: ["error": "\(error)"])
-            return
-        }
-        guard !Task.isCancelled else {
-            state.withLock { $0.batchAbandoned(operation.batchID) }
-            return
-        }
-        control.withLock { $0.apiReachable = true }
-        logger[metadataKey: "job_id"] = "\(outcome.jobIDs.first.map(\.rawValue) ?? "-")"
-        let (requests, held) = state.withLock { $0.finish(operation.batchID) }
-        do {
-            let event = try CompletionEvent(
-                operation: operation, requests: requests, status: CompletionEvent.Status(outcome.status),
-                jobID: outcome.jobIDs.first?.rawValue, jobStatus: outcome.jobStatus, successful: outcome.successful,
-                failed: outcome.failed, failedUploadIDs: outcome.failedUploadIDs, error: outcome.error,
-                attempts: outcome.attempts, polls: outcome.polls, submittedAt: outcome.submittedAt,
-                completedAt: outcome.completedAt)
             try await publish(
                 KafkaRecord(
-                    topic: settings.resultsTopic, key: Array(operation.batchID.description.utf8),
-                    value: event.jsonBytes()),
+                    topic: settings.resultsTopic, key: Array(event.batchID.description.utf8), value: event.jsonBytes()),
                 producer: producer)
-            if outcome.status == .timedOut {
-                for message in held.map(\.message) {
-                    try await publishDeadLetter(
-                        message,
-                        DeadLetter.jobTimeout(
-                            batch: operation.batchID, jobID: outcome.jobIDs.first?.rawValue,
-                            timeout: client.configuration.jobTimeout, source: message.sourcePosition),
-                        producer: producer)
-                }
+            for (message, deadLetter) in publication.deadLetters {
+                try await publishDeadLetter(message, deadLetter, producer: producer)
             }
-        } catch let error as KafkaError {
-            fail(.kafka(error))
-            return
         } catch {
-            fail(.internalInconsistency("\(error)"))
-            return
+            return .publishFailed(error)
         }
         metrics.uploadsSuccessful.increment(by: outcome.successful)
         metrics.uploadsFailed.increment(by: outcome.failed)
         metrics.completion(status: outcome.status.rawValue)
-        for requestedAt in held.compactMap(\.requestedAt) {
+        for requestedAt in publication.requestedAt {
             metrics.endToEnd(since: requestedAt, until: outcome.completedAt)
         }
         logger.debug(
             "Bulk operation reported",
-            metadata: ["status": "\(outcome.status.rawValue)", "successful": "\(outcome.successful)"])
-        state.withLock { state in
-            store(state.batchAcknowledged(operation.batchID), consumer: consumer, state: &state)
-        }
+            metadata: [
+                "batch_id": "\(event.batchID)", "job_id": "\(event.jobID ?? "-")",
+                "status": "\(outcome.status.rawValue)", "successful": "\(outcome.successful)",
+            ])
+        return .published(publication.batchID)
     }
 
     /// Sends `message` unchanged to the dead-letter topic with the reason in headers. A value too large for the
@@ -397,56 +385,6 @@ public final class PurgeWorker: Service, Sendable {
             }
         }
     }
-
-    // MARK: - Offsets
-
-    /// Hands `offsets` to the consumer while the state is locked, so stores never go backwards.
-    private func store(
-        _ offsets: [TopicPartition: Int64], consumer: KafkaConsumer, state: inout PipelineState
-    ) {
-        let owned = offsets.filter { state.assigned.contains($0.key) }
-        guard !owned.isEmpty else { return }
-        do {
-            try consumer.storeOffsets(owned)
-            state.offsetsStored(owned)
-        } catch {
-            logger.debug("Storing offsets failed", metadata: ["error": "\(error)"])
-        }
-    }
-
-    private func storeCommittable(consumer: KafkaConsumer, in partitions: Set<TopicPartition>?) {
-        state.withLock { state in
-            store(state.committable(in: partitions ?? state.assigned), consumer: consumer, state: &state)
-        }
-    }
-
-    // MARK: - Rebalancing
-
-    private func rebalanced(_ event: RebalanceEvent) async {
-        switch event {
-        case .assigned(let partitions):
-            state.withLock { $0.assign(partitions) }
-        case .revoked(let partitions, let lost):
-            let revoked = Set(partitions)
-            let (consumer, sink, closing) = control.withLock { ($0.consumer, $0.work, $0.closing || $0.fatal != nil) }
-            if !lost, !closing, let consumer {
-                for operation in state.withLock({ $0.flushAll() }) { sink?.yield(.job(operation)) }
-                let deadline = ContinuousClock.now.advanced(by: settings.shutdownTimeout)
-                while state.withLock({ $0.outstanding(in: revoked) }) > 0, ContinuousClock.now < deadline,
-                    control.withLock({ $0.fatal == nil })
-                {
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-                storeCommittable(consumer: consumer, in: revoked)
-                do {
-                    try await consumer.commit()
-                } catch {
-                    logger.warning("Commit on revocation failed", metadata: ["error": "\(error)"])
-                }
-            }
-            state.withLock { $0.revoke(revoked) }
-        }
-    }
 }
 
 /// Why the worker stopped with an error.
@@ -463,23 +401,6 @@ public enum WorkerError: Error, Sendable, CustomStringConvertible {
         case .tokenRejected(let error): "the DatoCMS API rejected the token: \(error)"
         case .kafka(let error): "Kafka failed: \(error)"
         case .internalInconsistency(let message): "internal inconsistency: \(message)"
-        }
-    }
-}
-
-extension KafkaMessage {
-    /// Where this message came from, as the pipeline names it.
-    var sourcePosition: SourcePosition {
-        SourcePosition(topic: topicPartition.topic, partition: topicPartition.partition, offset: offset)
-    }
-}
-
-extension CompletionEvent.Status {
-    init(_ status: BulkDestroyOutcome.Status) {
-        switch status {
-        case .completed: self = .completed
-        case .rejected: self = .rejected
-        case .timedOut: self = .timedOut
         }
     }
 }

@@ -28,7 +28,8 @@ extension PurgerConfiguration {
         doc("PURGER_BATCH_MAX_WAIT_MS", "2000", "longest time an id waits for its batch to fill (1–3600000)"),
         doc(
             "PURGER_MAX_IN_FLIGHT_JOBS", "8",
-            "submitted jobs not yet completed; above it the worker pauses its partitions (1–10000)"
+            "the most jobs submitted and not completed at once (a hard bound); while a full batch waits for a free "
+                + "slot the worker pauses its partitions (1–10000)"
         ),
         doc("PURGER_JOB_TIMEOUT_S", "600", "give up on a job result after this long, timed_out (1–604800)"),
         doc("PURGER_SHUTDOWN_TIMEOUT_S", "30", "drain budget on SIGTERM/SIGINT (1–86400)"),

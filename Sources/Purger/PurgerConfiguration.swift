@@ -32,7 +32,7 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     public var batchMaxSize: Int
     /// The longest an id waits for its batch to fill.
     public var batchMaxWait: Duration
-    /// How many submitted jobs may be unfinished before the worker pauses its partitions.
+    /// The most jobs submitted and not finished at once.
     public var maxInFlightJobs: Int
     /// How long the worker waits for a job result before reporting `timed_out`.
     public var jobTimeout: Duration

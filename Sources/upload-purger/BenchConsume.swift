@@ -113,40 +113,33 @@ struct BenchConsume {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: cluster.bootstrapServers, groupID: "bench-consume-\(UUID().uuidString)"),
-            logger: logger)
+            logger: logger, revocations: .byApplication)
         try consumer.subscribe(topics: [Self.topic])
-        let state = Mutex(PipelineState(batcher: Batcher(maxSize: 200, maxWait: .milliseconds(2000))))
+        var machine = PipelineStateMachine(
+            configuration: PipelineStateMachine.Configuration(
+                maxInFlightJobs: Int.max, shutdownTimeout: .seconds(30), jobTimeout: .seconds(600)),
+            batcher: Batcher(maxSize: 200, maxWait: .milliseconds(2000)))
         var counts = Counts()
-        func finish(_ operations: [BulkOperation]) {
-            for operation in operations {
+        func count(_ actions: [PipelineStateMachine.Action]) {
+            for case .submit(let operation) in actions {
                 counts.batches += 1
                 counts.ids += operation.uploadIDs.count
-                state.withLock { state in
-                    _ = state.finish(operation.batchID)
-                    state.offsetsStored(state.batchAcknowledged(operation.batchID))
-                }
             }
         }
         var first: (at: ContinuousClock.Instant, count: Int, cpu: Double)?
         let deadline = ContinuousClock.now.advanced(by: .seconds(300))
         while counts.messages < requests, ContinuousClock.now < deadline {
-            let messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(100))
+            let events = try await consumer.pollEvents(maxMessages: 200, timeout: .milliseconds(100))
+            let messages = events.filter { if case .message = $0 { true } else { false } }
             let afterPoll = ContinuousClock.now
             if first == nil, !messages.isEmpty {
                 first = (afterPoll, messages.count, BenchResourceUsage.cpuSeconds())
             }
             counts.messages += messages.count
             guard pipeline else { continue }
-            let wallNow = Date()
-            for message in messages {
-                switch state.withLock({ $0.accept(message, now: afterPoll, wallNow: wallNow) }) {
-                case .batched(let operations): finish(operations)
-                case .deadLetter, .duplicate: break
-                }
-            }
-            finish(state.withLock { $0.flushDue(now: afterPoll) })
+            count(machine.handle(.consumed(events, wallNow: Date()), now: afterPoll))
         }
-        if pipeline { finish(state.withLock { $0.flushAll() }) }
+        if pipeline { count(machine.handle(.stopRequested, now: ContinuousClock.now)) }
         let end = ContinuousClock.now
         let cpu = BenchResourceUsage.cpuSeconds()
         await consumer.close(timeout: .seconds(2))

@@ -68,73 +68,66 @@ struct KafkaConsumerTests {
         await producer.close()
     }
 
-    @Test func remainingMemberTakesOverRevokedPartitionsWithoutLoss() async throws {
+    @Test func aRevocationWaitsForTheApplicationAndItsCommitLandsBeforeTheNextOwnerReads() async throws {
         let fixture = try KafkaFixture(partitions: 4)
         let producer = try fixture.producer()
         let group = "group-\(UUID())"
-        let logA = RebalanceLog()
-        let logB = RebalanceLog()
-        let memberA = try fixture.consumer(group: group, rebalanceHandler: logA.handler)
-        let memberB = try fixture.consumer(group: group, rebalanceHandler: logB.handler)
-        logA.attach(memberA)
-        logB.attach(memberB)
+        let memberA = RevokingMember(try fixture.consumer(group: group, revocations: .byApplication))
         try await fixture.produce(400, with: producer)
+        try await memberA.poll { (try? memberA.consumer.assignment().count) == 4 && memberA.processed.count >= 400 }
+        #expect(memberA.processed.count == 400)
 
-        // Both members poll until the group has split the partitions between them.
-        let processedA = ProcessedSet()
-        let processedB = ProcessedSet()
-        async let pollingA = pollProcessing(memberA, into: processedA) {
-            (try? memberA.assignment().count) ?? 0 > 0 && (try? memberB.assignment().count) ?? 0 > 0
-                && processedA.count + processedB.count >= 400
+        // B joins: A is asked to give partitions up, keeps them until it has committed, then B reads them from
+        // A's committed offsets: no message is processed by both.
+        let memberB = RevokingMember(try fixture.consumer(group: group, revocations: .byApplication))
+        let split: @Sendable () -> Bool = {
+            let assignedA = (try? memberA.consumer.assignment()) ?? []
+            let assignedB = (try? memberB.consumer.assignment()) ?? []
+            return !assignedA.isEmpty && !assignedB.isEmpty && assignedA.union(assignedB).count == 4
         }
-        async let pollingB = pollProcessing(memberB, into: processedB) {
-            (try? memberA.assignment().count) ?? 0 > 0 && (try? memberB.assignment().count) ?? 0 > 0
-                && processedA.count + processedB.count >= 400
-        }
+        async let pollingA: Void = memberA.poll(until: split)
+        async let pollingB: Void = memberB.poll(until: split)
         _ = try await (pollingA, pollingB)
-        let assignedA = try memberA.assignment()
-        let assignedB = try memberB.assignment()
+        #expect(memberA.events.contains { if case .revoked(let parts, false) = $0 { !parts.isEmpty } else { false } })
+        #expect(memberA.revokedWhileAssigned, "revoked partitions stay assigned until the revocation is completed")
+        #expect(memberA.committedAtRevocation)
+        let assignedA = try memberA.consumer.assignment()
+        let assignedB = try memberB.consumer.assignment()
         #expect(assignedA.isDisjoint(with: assignedB))
         #expect(assignedA.union(assignedB) == Set(fixture.allPartitions))
 
-        // A leaves: its revocation reaches Swift while still assigned; B must then own everything.
-        async let leaving: Void = memberA.close(timeout: .seconds(10))
-        async let takingOver = pollProcessing(memberB, into: processedB) {
-            (try? memberB.assignment()) == Set(fixture.allPartitions)
-        }
-        _ = try await (leaving, takingOver)
-        #expect(logA.revokedWhileAssigned)
-        #expect(logA.events.contains { if case .revoked(let parts, false) = $0 { parts.count > 0 } else { false } })
-
         try await fixture.produce(400, from: 400, with: producer)
-        _ = try await pollProcessing(memberB, into: processedB) {
-            processedA.indices.union(processedB.indices).count >= 800
-        }
-        #expect(processedA.indices.union(processedB.indices) == Set(0..<800))
-        await memberB.close()
+        let all: @Sendable () -> Bool = { memberA.processed.indices.union(memberB.processed.indices).count >= 800 }
+        async let finishingA: Void = memberA.poll(until: all)
+        async let finishingB: Void = memberB.poll(until: all)
+        _ = try await (finishingA, finishingB)
+        #expect(memberA.processed.indices.union(memberB.processed.indices) == Set(0..<800))
+        #expect(memberA.processed.indices.isDisjoint(with: memberB.processed.indices), "nothing is read twice")
+        await memberA.consumer.close()
+        await memberB.consumer.close()
         await producer.close()
     }
 
     @Test func pausedMemberStaysInGroupBeyondMaxPollIntervalAndResumes() async throws {
         let fixture = try KafkaFixture()
         let producer = try fixture.producer()
-        let log = RebalanceLog()
-        let consumer = try fixture.consumer(
-            group: "group-\(UUID())",
-            properties: ["session.timeout.ms": "6000", "max.poll.interval.ms": "6000"],
-            rebalanceHandler: log.handler)
-        log.attach(consumer)
-        _ = try await poll(consumer) { try consumer.assignment().count == 3 }
+        let member = RevokingMember(
+            try fixture.consumer(
+                group: "group-\(UUID())",
+                properties: ["session.timeout.ms": "6000", "max.poll.interval.ms": "6000"],
+                revocations: .byApplication))
+        let consumer = member.consumer
+        try await member.poll { (try? consumer.assignment().count) == 3 }
         let assigned = try consumer.assignment()
         #expect(assigned.count == 3)
         try consumer.pause(assigned)
         try await fixture.produce(300, with: producer)
 
         // Longer than max.poll.interval.ms (the mock cluster's minimum session timeout is 6 s) of polling while paused.
-        let whilePaused = try await poll(consumer, timeout: .seconds(8)) { false }
-        #expect(whilePaused.isEmpty)
+        try await member.poll(timeout: .seconds(8)) { false }
+        #expect(member.processed.count == 0)
         #expect(try consumer.assignment() == assigned)
-        #expect(log.events.count == 1, "no rebalance while paused: \(log.events)")
+        #expect(member.events.count == 1, "no rebalance while paused: \(member.events)")
 
         try consumer.resume(assigned)
         let afterResume = try await consume(consumer) { $0.count >= 300 }

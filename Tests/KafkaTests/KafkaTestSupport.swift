@@ -30,7 +30,7 @@ struct KafkaFixture {
 
     func consumer(
         group: String, properties: [String: String] = [:],
-        rebalanceHandler: (@Sendable (RebalanceEvent) async -> Void)? = nil
+        revocations: KafkaConsumer.RevocationHandling = .atOnce
     ) throws -> KafkaConsumer {
         var merged = [
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
@@ -41,7 +41,7 @@ struct KafkaFixture {
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: cluster.bootstrapServers, groupID: group, properties: merged,
                 statisticsInterval: .milliseconds(200)),
-            logger: testLogger, rebalanceHandler: rebalanceHandler)
+            logger: testLogger, revocations: revocations)
         try consumer.subscribe(topics: [topic])
         return consumer
     }
@@ -101,25 +101,50 @@ extension KafkaMessage {
     var index: Int { Int(String(decoding: value ?? [], as: UTF8.self).dropFirst("value-".count))! }
 }
 
-/// Records rebalance events and whether revoked partitions were still assigned when Swift saw them.
-final class RebalanceLog: Sendable {
-    private let state = Mutex<(events: [RebalanceEvent], consumer: KafkaConsumer?, revokedWhileAssigned: Bool)>(
-        ([], nil, true))
+/// A member that completes its own revocations: it records every rebalance, checks that revoked partitions are
+/// still assigned when reported, stores and commits the offsets of what it processed in them, and only then
+/// completes the revocation.
+final class RevokingMember: Sendable {
+    let consumer: KafkaConsumer
+    let processed = ProcessedSet()
+    private let state = Mutex<(events: [RebalanceEvent], revokedWhileAssigned: Bool, committedAtRevocation: Bool)>(
+        ([], true, true))
 
-    func attach(_ consumer: KafkaConsumer) { state.withLock { $0.consumer = consumer } }
+    init(_ consumer: KafkaConsumer) { self.consumer = consumer }
 
     var events: [RebalanceEvent] { state.withLock { $0.events } }
     var revokedWhileAssigned: Bool { state.withLock { $0.revokedWhileAssigned } }
+    var committedAtRevocation: Bool { state.withLock { $0.committedAtRevocation } }
 
-    var handler: @Sendable (RebalanceEvent) async -> Void {
-        { [self] event in
-            state.withLock { state in
-                state.events.append(event)
-                if case .revoked(let partitions, _) = event, let consumer = state.consumer {
-                    let assigned = (try? consumer.assignment()) ?? []
-                    if !Set(partitions).isSubset(of: assigned) { state.revokedWhileAssigned = false }
+    /// Polls, processing messages (recorded, offsets stored) and rebalances, until `condition` holds.
+    func poll(timeout: Duration = .seconds(40), until condition: @Sendable () -> Bool) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while !condition(), ContinuousClock.now < deadline {
+            var offsets: [TopicPartition: Int64] = [:]
+            for event in try await consumer.pollEvents(maxMessages: 500, timeout: .milliseconds(100)) {
+                switch event {
+                case .message(let message):
+                    processed.insert([message.index])
+                    offsets[message.topicPartition] = message.offset + 1
+                case .rebalance(let rebalance):
+                    try consumer.storeOffsets(offsets)
+                    offsets = [:]
+                    state.withLock { $0.events.append(rebalance) }
+                    if case .revoked(let partitions, false) = rebalance { try await revoke(partitions) }
                 }
             }
+            try? consumer.storeOffsets(offsets)
         }
+    }
+
+    private func revoke(_ partitions: [TopicPartition]) async throws {
+        let assigned = try consumer.assignment()
+        if !Set(partitions).isSubset(of: assigned) { state.withLock { $0.revokedWhileAssigned = false } }
+        do {
+            try await consumer.commit()
+        } catch {
+            state.withLock { $0.committedAtRevocation = false }
+        }
+        await consumer.completeRevocation(partitions)
     }
 }

@@ -132,6 +132,20 @@ final class PipelineFixture: Sendable {
         return received
     }
 
+    /// Every message `topic` holds now (its partitions' end offsets say how many), for checks after the workers
+    /// have stopped.
+    func readAll(_ topic: String, partitions: Int32 = 3) async throws -> [KafkaMessage] {
+        let probe = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: "probe"),
+            logger: quietLogger)
+        let ends = try await probe.endOffsets(of: (0..<partitions).map { TopicPartition(topic: topic, partition: $0) })
+        await probe.close(timeout: .seconds(1))
+        let total = Int(ends.values.reduce(0, +))
+        let messages = try await read(topic) { $0.count >= total }
+        #expect(messages.count == total, "read all \(total) messages of \(topic)")
+        return messages
+    }
+
     /// The committed offsets of `group` on the requests topic.
     func committedOffsets(group: String) async throws -> [TopicPartition: Int64?] {
         let consumer = try KafkaConsumer(

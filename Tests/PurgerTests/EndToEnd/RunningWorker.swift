@@ -41,6 +41,11 @@ final class RunningWorker: Sendable {
         return await ended(within: timeout)
     }
 
+    /// Triggers a graceful shutdown without waiting for it.
+    func triggerShutdown() async {
+        await group.triggerGracefulShutdown()
+    }
+
     /// Cancels the worker's task (no graceful shutdown) and waits up to `timeout` for it to end; `nil` when it did
     /// not.
     func cancel(timeout: Duration = .seconds(30)) async -> Result<Void, any Error>? {

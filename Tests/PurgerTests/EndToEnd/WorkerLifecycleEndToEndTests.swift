@@ -39,17 +39,17 @@ extension PipelineEndToEndTests {
 
         // MARK: - Two members, one leaving
 
-        @Test func aMemberLeavingMidRunLosesNothingAndRepeatsLittle() async throws {
+        @Test func aMemberLeavingWithJobsInFlightLosesNothingAndCommitsWhatItFinished() async throws {
             let fixture = try await PipelineFixture(simulator: Self.steadySimulator())
             let count = 3000
             let (requestIDs, ends) = try await Self.produceDistinctRequests(count, fixture: fixture)
             let group = "purger-\(UUID())"
             let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
+            // Held jobs never finish: once the leaving member has a job in flight, it keeps it until released.
+            fixture.simulator.holdJobs()
             let first = RunningWorker(fixture.worker(settings))
             let second = RunningWorker(fixture.worker(settings))
-
-            // The second member owns partitions and has jobs in flight when it leaves.
-            let busy = await eventually(timeout: .seconds(60)) {
+            let busy = await eventually(timeout: .seconds(90)) {
                 second.worker.assignedPartitionCount > 0 && first.worker.assignedPartitionCount > 0
                     && second.worker.inFlightCount > 0
             }
@@ -59,10 +59,10 @@ extension PipelineEndToEndTests {
                 both members own partitions and the leaving one has work in flight: first \
                 \(first.worker.assignedPartitionCount), second \(second.worker.assignedPartitionCount) partitions
                 """)
-            let left = await second.shutdown()
+            await second.triggerShutdown()
+            fixture.simulator.releaseJobs()
+            let left = await second.ended(within: .seconds(60))
             #expect(left?.succeeded == true, "the leaving member shut down cleanly")
-            let reportedWhenLeft = reportedRequestIDs(try await fixture.read(fixture.resultsTopic) { _ in true })
-            #expect(reportedWhenLeft.count < count, "the member left mid-run")
             #expect(
                 await eventually(timeout: .seconds(30)) {
                     first.worker.assignedPartitionCount == Int(fixture.partitions)
@@ -81,6 +81,30 @@ extension PipelineEndToEndTests {
             print("two members, one leaving: \(repeated.count) of \(count) requests reported more than once")
             #expect(repeated.count <= count / 20, "only work in flight at the revocation is repeated")
             #expect(try results.map(ReadEvent.init).allSatisfy { $0.status == "completed" })
+            try await Self.expectCommitted(ends, group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - The bound on jobs
+
+        @Test func twentyIDBatchesWithALimitOfTwoNeverHaveAThirdJobInFlight() async throws {
+            let fixture = try await PipelineFixture(
+                simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(50)))
+            let count = 400
+            let (requestIDs, ends) = try await Self.produceDistinctRequests(count, fixture: fixture)
+            let group = "purger-\(UUID())"
+            let worker = fixture.worker(try fixture.settings(group: group, batchMaxSize: 20, maxInFlight: 2))
+            let (results, failure) = try await withRunningWorker(worker) {
+                try await fixture.read(fixture.resultsTopic) {
+                    Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
+                }
+            }
+            #expect(failure == nil)
+            #expect(Set(reportedRequestIDs(results).keys) == requestIDs)
+            let stats = fixture.simulator.stats()
+            #expect(stats.jobsStarted >= count / 20)
+            #expect(stats.maxOpenJobs <= 2, "the API never saw a third job open: \(stats.maxOpenJobs)")
+            #expect(worker.peakRunningJobs <= 2, "the worker never ran a third job: \(worker.peakRunningJobs)")
             try await Self.expectCommitted(ends, group: group, fixture: fixture)
             await fixture.simulator.shutdown()
         }
@@ -114,6 +138,44 @@ extension PipelineEndToEndTests {
             let repeated = reported.filter { $0.value > 1 }.count
             print("abrupt stop: \(repeated) of \(count) requests reported twice; \(done) committed at the stop")
             try await Self.expectCommitted(ends, group: group, fixture: fixture)
+            await fixture.simulator.shutdown()
+        }
+
+        // MARK: - A full restart
+
+        @Test func threeMembersStoppedAtOnceCommitEverythingTheyReported() async throws {
+            let fixture = try await PipelineFixture(simulator: Self.steadySimulator())
+            let count = 3000
+            let (_, _) = try await Self.produceDistinctRequests(count, fixture: fixture)
+            let group = "purger-\(UUID())"
+            let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
+            fixture.simulator.holdJobs()
+            let members = (0..<3).map { _ in RunningWorker(fixture.worker(settings)) }
+            // With jobs held, a member that has work in flight keeps it: every member is certainly busy when stopped.
+            let busy = await eventually(timeout: .seconds(90)) {
+                members.allSatisfy { $0.worker.assignedPartitionCount > 0 && $0.worker.inFlightCount > 0 }
+            }
+            #expect(busy, "every member owns partitions and has work in flight")
+            for member in members { await member.triggerShutdown() }
+            fixture.simulator.releaseJobs()
+            for member in members {
+                #expect(await member.ended(within: .seconds(60))?.succeeded == true, "each member drains and stops")
+            }
+
+            // Everything a member reported is committed: nothing published is left for the next start to redo.
+            let results = try await fixture.readAll(fixture.resultsTopic)
+            var reportedEnd: [TopicPartition: Int64] = [:]
+            for event in try results.map(ReadEvent.init) {
+                for request in event.requests {
+                    let partition = TopicPartition(topic: request.topic, partition: request.partition)
+                    reportedEnd[partition] = max(reportedEnd[partition] ?? 0, request.offset + 1)
+                }
+            }
+            #expect(!reportedEnd.isEmpty)
+            let committed = try await fixture.committedOffsets(group: group)
+            for (partition, end) in reportedEnd {
+                #expect(committed[partition] == .some(end), "partition \(partition) committed to what was reported")
+            }
             await fixture.simulator.shutdown()
         }
 

@@ -1,0 +1,572 @@
+public import DatoCMS
+public import Foundation
+public import Kafka
+
+/// The whole pipeline's state as one value: events in, actions out.
+///
+/// Messages become requests, requests become batches in the ``Batcher``, full or due batches wait in `ready` for
+/// one of ``Configuration/maxInFlightJobs`` job slots, a finished job becomes a completion event to publish, an
+/// acknowledged event finishes its requests, finished requests move their partition's offset, stored offsets are
+/// committed. Revocations and the shutdown drain are states of the same machine, and they end with an action,
+/// never by someone polling a count. The machine does no I/O and reads no clock: the worker hands it events with
+/// the time they happened and carries out the actions it returns, in order.
+///
+/// Guarantees:
+/// - at most ``Configuration/maxInFlightJobs`` jobs are submitted and not finished, whatever arrives at once;
+/// - an offset is stored only once every request below it has all its completion events (or its dead letter)
+///   acknowledged; a fatal error or an exhausted budget never stores unfinished work;
+/// - a revoked partition's finished work is stored and committed before its revocation completes, within the
+///   revocation budget; a lost partition is forgotten at once;
+/// - the drain on stop submits what is pending, waits for what runs within the budget, commits, and finishes.
+public struct PipelineStateMachine: Sendable {
+    /// The limits the machine works within.
+    public struct Configuration: Sendable {
+        /// Jobs submitted and not finished, at most.
+        public var maxInFlightJobs: Int
+        /// Budget of a drain on stop and of a revocation.
+        public var shutdownTimeout: Duration
+        /// Timeout of a job, for the dead letters of timed-out requests.
+        public var jobTimeout: Duration
+        /// Dead letters sent and not acknowledged above which consumption pauses.
+        public var maxPendingDeadLetters = 1000
+        /// Pause before a commit the group refused because it was rebalancing is tried again.
+        public var commitRetryDelay: Duration = .milliseconds(100)
+        /// How long the last commit before finishing may take at least (a drain that ends early leaves it the rest
+        /// of its budget).
+        public var finalCommitTimeout: Duration = .seconds(5)
+        /// The least time between two commits of finished work while nothing is being revoked or drained. Every
+        /// commit is a chance to race a group rebalance (a commit carrying the old generation makes librdkafka
+        /// drop the whole assignment), so finished work is committed promptly but not after every batch.
+        public var commitInterval: Duration = .seconds(1)
+
+        /// Limits for a worker.
+        public init(maxInFlightJobs: Int, shutdownTimeout: Duration, jobTimeout: Duration) {
+            precondition(maxInFlightJobs >= 1, "at least one job slot")
+            self.maxInFlightJobs = maxInFlightJobs
+            self.shutdownTimeout = shutdownTimeout
+            self.jobTimeout = jobTimeout
+        }
+    }
+
+    /// Where the pipeline is in its life.
+    public enum Lifecycle: Sendable {
+        /// Consuming and working.
+        case running
+        /// Stop requested: no new requests; pending ids submitted, running jobs awaited until `deadline`.
+        case draining(deadline: ContinuousClock.Instant)
+        /// The work is over (drained, budget spent or failed): the last commit runs until `deadline`; then the
+        /// machine finishes with `error`.
+        case finishing(error: WorkerError?, commit: Int, deadline: ContinuousClock.Instant)
+        /// ``Action/finish(_:)`` was returned; every later event is ignored.
+        case stopped
+    }
+
+    /// Something that happened, for ``handle(_:now:)``.
+    public enum Event: Sendable {
+        /// A poll of the consumer returned these messages and assignment changes, in order.
+        case consumed([KafkaConsumerEvent], wallNow: Date)
+        /// Time passed (the worker ticks at ``nextDeadline`` at the latest).
+        case tick
+        /// The API answered (readiness).
+        case apiAnswered
+        /// A submitted job ended with an outcome.
+        case jobFinished(BatchID, BulkDestroyOutcome)
+        /// A submitted job ended without an outcome (the token was rejected, or the job was cancelled).
+        case jobFailed(BatchID, CMAError)
+        /// The broker acknowledged the completion event (and dead letters) of a batch.
+        case published(BatchID)
+        /// The broker acknowledged the dead letter of the request at a position.
+        case deadLettered(SourcePosition)
+        /// A completion event or dead letter could not be delivered.
+        case publishFailed(KafkaError)
+        /// The commit returned by ``Action/commit`` ended.
+        case committed(KafkaError?)
+        /// SIGTERM or SIGINT: drain and finish.
+        case stopRequested
+        /// Something the worker cannot go on after.
+        case failed(WorkerError)
+        /// The worker's task was cancelled: stop at once, submitting nothing more, committing what finished.
+        case cancelled
+    }
+
+    /// What the worker must do, in the order returned.
+    public enum Action: Sendable {
+        /// Submit this bulk operation in a free job slot; report ``Event/jobFinished(_:_:)`` or
+        /// ``Event/jobFailed(_:_:)``.
+        case submit(BulkOperation)
+        /// Publish a completion event (and its dead letters); report ``Event/published(_:)``.
+        case publish(Publication)
+        /// Send a message to the dead-letter topic; report ``Event/deadLettered(_:)``.
+        case deadLetter(KafkaMessage, DeadLetter)
+        /// Store these offsets (the next offset to consume per partition) for the next commit.
+        case storeOffsets([TopicPartition: Int64])
+        /// Stop fetching from these partitions (backpressure, drain).
+        case pause(Set<TopicPartition>)
+        /// Fetch from these partitions again.
+        case resume(Set<TopicPartition>)
+        /// Commit the stored offsets; report ``Event/committed(_:)``.
+        case commit
+        /// Let these revoked partitions go.
+        case completeRevocation(Set<TopicPartition>)
+        /// Stop: cancel whatever still runs, close the clients; `nil` is a clean stop.
+        case finish(WorkerError?)
+    }
+
+    /// A completion event ready to publish, with what the worker reports about it.
+    public struct Publication: Sendable {
+        /// The batch it reports.
+        public var batchID: BatchID
+        /// The event.
+        public var event: CompletionEvent
+        /// The job's outcome, for metrics.
+        public var outcome: BulkDestroyOutcome
+        /// Requests to send to the dead-letter topic after the event (a timed-out job's requests, for replay).
+        public var deadLetters: [(message: KafkaMessage, deadLetter: DeadLetter)]
+        /// The `requested_at` of the requests the event reports, for end-to-end latency.
+        public var requestedAt: [Date]
+    }
+
+    /// A partition set being given up.
+    struct Revocation: Sendable {
+        var partitions: Set<TopicPartition>
+        var deadline: ContinuousClock.Instant
+        /// The commit whose landing completes the revocation, once its offsets are stored.
+        var commit: Int?
+    }
+
+    /// Commits requested, started and landed, by sequence number: a waiter knows its commit has landed when
+    /// `landed` reaches the number it was given.
+    struct Commits: Sendable {
+        var requested = 0
+        var started = 0
+        var landed = 0
+        var running = false
+        var retryAt: ContinuousClock.Instant?
+        var refusals = 0
+        /// When the last commit started.
+        var lastStartedAt: ContinuousClock.Instant?
+        /// Whether a revocation or the finish waits for the requested commit (it then goes without delay).
+        var urgent = false
+    }
+
+    /// How often a failed commit is tried again before it counts as done.
+    static let maximumCommitRefusals = 50
+
+    public let configuration: Configuration
+    public private(set) var lifecycle: Lifecycle = .running
+    private var batcher: Batcher
+    private var ledger = RequestLedger()
+    private var offsets = PartitionOffsets()
+    private var held: [SourcePosition: HeldRequest] = [:]
+    private var ready: [BulkOperation] = []
+    private var running: [BatchID: BulkOperation] = [:]
+    private var publishing: Set<BatchID> = []
+    private var deadLettering: Set<SourcePosition> = []
+    private var revocation: Revocation?
+    /// Partitions whose assignment librdkafka reported lost, until the next assignment.
+    private var limbo: Set<TopicPartition> = []
+    private var commits = Commits()
+    /// The partitions this member owns now.
+    public private(set) var assigned: Set<TopicPartition> = []
+    /// The partitions this member has paused.
+    public private(set) var paused: Set<TopicPartition> = []
+    /// Whether the API has answered since start.
+    public private(set) var apiAnswered = false
+    /// The most jobs ever running at once.
+    public private(set) var peakRunningJobs = 0
+
+    /// A machine with nothing assigned, batching as `batcher` is configured.
+    public init(configuration: Configuration, batcher: Batcher) {
+        self.configuration = configuration
+        self.batcher = batcher
+    }
+
+    // MARK: - Observation
+
+    /// Jobs submitted and not finished.
+    public var runningJobs: Int { running.count }
+    /// The batches of the jobs submitted and not finished.
+    public var runningBatchIDs: Set<BatchID> { Set(running.keys) }
+    /// Batches flushed and waiting for a job slot.
+    public var readyBatches: Int { ready.count }
+    /// Completion events being published.
+    public var publishingBatches: Int { publishing.count }
+    /// Ids waiting in pending batches.
+    public var pendingIDs: Int { batcher.pendingCount }
+    /// Whether a revocation is being worked off.
+    public var isRevoking: Bool { revocation != nil }
+
+    /// The next instant at which a ``Event/tick`` has something to do: a batch falls due, a budget ends, a commit
+    /// is retried.
+    public var nextDeadline: ContinuousClock.Instant? {
+        var deadlines: [ContinuousClock.Instant] = []
+        if case .running = lifecycle, let due = batcher.nextDeadline() { deadlines.append(due) }
+        if let revocation { deadlines.append(revocation.deadline) }
+        if let retryAt = commits.retryAt { deadlines.append(retryAt) }
+        if let nextCommit { deadlines.append(nextCommit) }
+        switch lifecycle {
+        case .draining(let deadline), .finishing(_, _, let deadline): deadlines.append(deadline)
+        case .running, .stopped: break
+        }
+        return deadlines.min()
+    }
+
+    // MARK: - Events
+
+    /// Takes `event`, which happened at `now`, and returns what to do about it, in order.
+    public mutating func handle(_ event: Event, now: ContinuousClock.Instant) -> [Action] {
+        if case .stopped = lifecycle { return [] }
+        var actions: [Action] = []
+        switch event {
+        case .consumed(let events, let wallNow):
+            for consumed in events { take(consumed, now: now, wallNow: wallNow, into: &actions) }
+            if case .running = lifecycle { ready += batcher.flushDue(now: now) }
+        case .tick:
+            if case .running = lifecycle { ready += batcher.flushDue(now: now) }
+        case .apiAnswered:
+            apiAnswered = true
+        case .jobFinished(let batch, let outcome):
+            guard let operation = running.removeValue(forKey: batch) else { break }
+            apiAnswered = true
+            finished(operation, outcome, into: &actions, now: now)
+        case .jobFailed(let batch, let error):
+            guard running.removeValue(forKey: batch) != nil else { break }
+            _ = batcher.completed(batch)
+            if error.kind == .fatal { fail(.tokenRejected(error), now: now, into: &actions) }
+        case .published(let batch):
+            guard publishing.remove(batch) != nil else { break }
+            for source in ledger.batchAcknowledged(batch) {
+                held[source] = nil
+                _ = offsets.markDone(source)
+            }
+            storeFinished(into: &actions)
+        case .deadLettered(let source):
+            guard deadLettering.remove(source) != nil else { break }
+            _ = offsets.markDone(source)
+            storeFinished(into: &actions)
+        case .publishFailed(let error):
+            fail(.kafka(error), now: now, into: &actions)
+        case .committed(let error):
+            commitEnded(error, now: now)
+        case .stopRequested:
+            guard case .running = lifecycle else { break }
+            lifecycle = .draining(deadline: now.advanced(by: configuration.shutdownTimeout))
+            ready += batcher.flushAll()
+        case .failed(let error):
+            fail(error, now: now, into: &actions)
+        case .cancelled:
+            switch lifecycle {
+            case .running, .draining: finish(nil, now: now, keepingDrainBudget: false, into: &actions)
+            case .finishing, .stopped: break
+            }
+        }
+        advance(now: now, into: &actions)
+        return actions
+    }
+
+    // MARK: - Consuming
+
+    private mutating func take(
+        _ event: KafkaConsumerEvent, now: ContinuousClock.Instant, wallNow: Date, into actions: inout [Action]
+    ) {
+        switch event {
+        case .rebalance(.assigned(let partitions)):
+            // Partitions lost a moment ago and given back (a commit raced a rebalance, and librdkafka dropped the
+            // assignment) keep their work: redelivered messages are recognised, finished ones are stored again.
+            let returned = limbo.intersection(partitions)
+            forget(limbo.subtracting(partitions))
+            limbo = []
+            offsets.revoke(Set(partitions).subtracting(returned))
+            offsets.markUnstored(returned)
+            assigned.formUnion(partitions)
+            if !returned.isEmpty {
+                storeFinished(into: &actions)
+                if case .finishing(let error, _, let deadline) = lifecycle {
+                    lifecycle = .finishing(error: error, commit: requestCommit(), deadline: deadline)
+                }
+            }
+        case .rebalance(.revoked(let partitions, let lost)):
+            let revoked = Set(partitions)
+            if lost {
+                // librdkafka let them go already. Their work is kept until the next assignment says whether they
+                // come back; a revocation of them in progress has nothing left to complete.
+                assigned.subtract(revoked)
+                paused.subtract(revoked)
+                limbo.formUnion(revoked)
+                if var revocation {
+                    revocation.partitions.subtract(revoked)
+                    self.revocation = revocation.partitions.isEmpty ? nil : revocation
+                }
+            } else {
+                // librdkafka waits for a revocation to complete before it starts another; merge defensively.
+                let deadline = now.advanced(by: configuration.shutdownTimeout)
+                revocation = Revocation(
+                    partitions: revoked.union(revocation?.partitions ?? []), deadline: revocation?.deadline ?? deadline)
+                // Pending ids of the revoked partitions go out now rather than wait for their batch to fill.
+                ready += batcher.flushAll()
+            }
+        case .message(let message):
+            accept(message, now: now, wallNow: wallNow, into: &actions)
+        }
+    }
+
+    private mutating func accept(
+        _ message: KafkaMessage, now: ContinuousClock.Instant, wallNow: Date, into actions: inout [Action]
+    ) {
+        // Messages of partitions being given up, or arriving while draining, are left to the next consumer of their
+        // partition: they are never tracked, so their offsets are never stored.
+        guard case .running = lifecycle, assigned.contains(message.topicPartition),
+            revocation?.partitions.contains(message.topicPartition) != true
+        else { return }
+        let source = message.sourcePosition
+        guard offsets.track(source) else { return }
+        switch DeletionRequest.decode(value: message.value, source: source) {
+        case .failure(let invalid):
+            deadLettering.insert(source)
+            actions.append(.deadLetter(message, DeadLetter(invalid, source: source)))
+        case .success(let request):
+            let result = batcher.add(request, now: now, wallNow: wallNow)
+            ready += result.flushed
+            if ledger.record(source, waitingOn: result.dependsOn) {
+                _ = offsets.markDone(source)
+            } else {
+                held[source] = HeldRequest(message: message, requestedAt: request.requestedAt)
+            }
+        }
+    }
+
+    // MARK: - Finishing batches
+
+    private mutating func finished(
+        _ operation: BulkOperation, _ outcome: BulkDestroyOutcome, into actions: inout [Action],
+        now: ContinuousClock.Instant
+    ) {
+        let requests = batcher.completed(operation.batchID) ?? operation.requests
+        let heldRequests = requests.compactMap { held[$0.source] }
+        let event: CompletionEvent
+        do {
+            event = try CompletionEvent(
+                operation: operation, requests: requests, status: CompletionEvent.Status(outcome.status),
+                jobID: outcome.jobIDs.first?.rawValue, jobStatus: outcome.jobStatus, successful: outcome.successful,
+                failed: outcome.failed, failedUploadIDs: outcome.failedUploadIDs, error: outcome.error,
+                attempts: outcome.attempts, polls: outcome.polls, submittedAt: outcome.submittedAt,
+                completedAt: outcome.completedAt)
+        } catch {
+            fail(.internalInconsistency("\(error)"), now: now, into: &actions)
+            return
+        }
+        let deadLetters: [(message: KafkaMessage, deadLetter: DeadLetter)] =
+            outcome.status == .timedOut
+            ? heldRequests.map { request in
+                (
+                    request.message,
+                    DeadLetter.jobTimeout(
+                        batch: operation.batchID, jobID: outcome.jobIDs.first?.rawValue,
+                        timeout: configuration.jobTimeout, source: request.message.sourcePosition)
+                )
+            } : []
+        publishing.insert(operation.batchID)
+        actions.append(
+            .publish(
+                Publication(
+                    batchID: operation.batchID, event: event, outcome: outcome, deadLetters: deadLetters,
+                    requestedAt: heldRequests.compactMap(\.requestedAt))))
+    }
+
+    // MARK: - Offsets and commits
+
+    /// Stores what finished in the partitions this member still owns, and asks for a commit so that finished work
+    /// is committed as soon as it is finished.
+    private mutating func storeFinished(into actions: inout [Action]) {
+        let committable = offsets.committable.filter { assigned.contains($0.key) }
+        guard !committable.isEmpty else { return }
+        offsets.markCommitted(committable)
+        actions.append(.storeOffsets(committable))
+        commits.requested += 1
+    }
+
+    private mutating func commitEnded(_ error: KafkaError?, now: ContinuousClock.Instant) {
+        commits.running = false
+        if let error, !assigned.union(limbo).isEmpty, commits.refusals < Self.maximumCommitRefusals {
+            // Refused while the group rebalances, or answered for a generation that has just ended: the same
+            // offsets go again (stored again first if the partitions come back after a lost assignment).
+            commits.refusals += 1
+            let delay =
+                error.code == .rebalanceInProgress ? configuration.commitRetryDelay : configuration.commitRetryDelay * 5
+            commits.retryAt = now.advanced(by: delay)
+            commits.urgent = true
+            commits.started = commits.landed
+            return
+        }
+        commits.refusals = 0
+        commits.landed = commits.started
+    }
+
+    private mutating func startCommit(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        guard !commits.running, commits.requested > commits.started else { return }
+        if let retryAt = commits.retryAt {
+            guard now >= retryAt else { return }
+            commits.retryAt = nil
+        }
+        if !commits.urgent, let last = commits.lastStartedAt, now < last.advanced(by: configuration.commitInterval) {
+            return
+        }
+        commits.running = true
+        commits.urgent = false
+        commits.started = commits.requested
+        commits.lastStartedAt = now
+        actions.append(.commit)
+    }
+
+    /// A commit, without delay, that will carry everything stored so far; returns its number.
+    private mutating func requestCommit() -> Int {
+        commits.requested += 1
+        commits.urgent = true
+        return commits.requested
+    }
+
+    /// When a commit of finished work held back by ``Configuration/commitInterval`` may go.
+    private var nextCommit: ContinuousClock.Instant? {
+        guard !commits.running, commits.requested > commits.started, !commits.urgent, commits.retryAt == nil,
+            let last = commits.lastStartedAt
+        else { return nil }
+        return last.advanced(by: configuration.commitInterval)
+    }
+
+    // MARK: - Advancing
+
+    /// Does whatever the state now allows, in data-flow order: submit into free slots, work off a revocation,
+    /// drain, commit, finish, and pause or resume consumption.
+    private mutating func advance(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        submitReady(into: &actions)
+        advanceRevocation(now: now, into: &actions)
+        advanceDrain(now: now, into: &actions)
+        startCommit(now: now, into: &actions)
+        if case .finishing(let error, let commit, let deadline) = lifecycle,
+            commits.landed >= commit || now >= deadline
+        {
+            if let revocation {
+                actions.append(.completeRevocation(revocation.partitions))
+                self.revocation = nil
+            }
+            lifecycle = .stopped
+            actions.append(.finish(error))
+            return
+        }
+        applyBackpressure(into: &actions)
+    }
+
+    private mutating func submitReady(into actions: inout [Action]) {
+        switch lifecycle {
+        case .running, .draining: break
+        case .finishing, .stopped: return
+        }
+        while running.count < configuration.maxInFlightJobs, !ready.isEmpty {
+            let operation = ready.removeFirst()
+            running[operation.batchID] = operation
+            actions.append(.submit(operation))
+        }
+        peakRunningJobs = max(peakRunningJobs, running.count)
+    }
+
+    private mutating func advanceRevocation(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        guard var revocation else { return }
+        if let commit = revocation.commit {
+            guard commits.landed >= commit || now >= revocation.deadline else { return }
+            forget(revocation.partitions)
+            self.revocation = nil
+            actions.append(.completeRevocation(revocation.partitions))
+            return
+        }
+        let outstanding = revocation.partitions.reduce(0) { $0 + offsets.outstanding(in: $1) }
+        guard outstanding == 0 || now >= revocation.deadline else { return }
+        storeFinished(into: &actions)
+        revocation.commit = requestCommit()
+        // A commit refused while rebalancing may go on until the deadline, plus a moment for one last try.
+        revocation.deadline = max(revocation.deadline, now.advanced(by: configuration.commitRetryDelay * 10))
+        self.revocation = revocation
+    }
+
+    private mutating func advanceDrain(now: ContinuousClock.Instant, into actions: inout [Action]) {
+        guard case .draining(let deadline) = lifecycle else { return }
+        let idle = ready.isEmpty && running.isEmpty && publishing.isEmpty && deadLettering.isEmpty
+        guard idle || now >= deadline else { return }
+        finish(nil, now: now, into: &actions)
+    }
+
+    private mutating func fail(_ error: WorkerError, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        switch lifecycle {
+        case .running, .draining: finish(error, now: now, into: &actions)
+        case .finishing, .stopped: break
+        }
+    }
+
+    /// Ends the work: stores what is finished (never more), and commits it before finishing.
+    private mutating func finish(
+        _ error: WorkerError?, now: ContinuousClock.Instant, keepingDrainBudget: Bool = true,
+        into actions: inout [Action]
+    ) {
+        storeFinished(into: &actions)
+        var deadline = now.advanced(by: configuration.finalCommitTimeout)
+        // A drain that ends early leaves its budget to the last commit (a rebalance may hold it up).
+        if error == nil, keepingDrainBudget, case .draining(let drainDeadline) = lifecycle {
+            deadline = max(deadline, drainDeadline)
+        }
+        lifecycle = .finishing(error: error, commit: requestCommit(), deadline: deadline)
+    }
+
+    private mutating func forget(_ partitions: Set<TopicPartition>) {
+        assigned.subtract(partitions)
+        paused.subtract(partitions)
+        offsets.revoke(partitions)
+        ledger.forget(partitions: partitions)
+        for source in held.keys where partitions.contains(source.topicPartition) { held[source] = nil }
+        for source in deadLettering where partitions.contains(source.topicPartition) { deadLettering.remove(source) }
+    }
+
+    /// Pauses every owned partition while a full batch waits for a slot, too many dead letters are unacknowledged,
+    /// or the pipeline no longer takes requests; resumes them all otherwise.
+    private mutating func applyBackpressure(into actions: inout [Action]) {
+        let taking: Bool
+        if case .running = lifecycle { taking = true } else { taking = false }
+        let shouldPause =
+            !taking || !ready.isEmpty || deadLettering.count >= configuration.maxPendingDeadLetters
+        if shouldPause {
+            let toPause = assigned.subtracting(paused)
+            if !toPause.isEmpty {
+                paused.formUnion(toPause)
+                actions.append(.pause(toPause))
+            }
+        } else if !paused.isEmpty {
+            let toResume = paused.intersection(assigned)
+            paused = []
+            if !toResume.isEmpty { actions.append(.resume(toResume)) }
+        }
+    }
+}
+
+/// A valid request whose ids are not all reported yet: its original message (for replay after a job timeout)
+/// and its requested time (for end-to-end latency).
+public struct HeldRequest: Sendable {
+    /// The message as consumed.
+    public var message: KafkaMessage
+    /// The request's `requested_at`, if it had one.
+    public var requestedAt: Date?
+}
+
+extension KafkaMessage {
+    /// Where this message came from, as the pipeline names it.
+    var sourcePosition: SourcePosition {
+        SourcePosition(topic: topicPartition.topic, partition: topicPartition.partition, offset: offset)
+    }
+}
+
+extension CompletionEvent.Status {
+    init(_ status: BulkDestroyOutcome.Status) {
+        switch status {
+        case .completed: self = .completed
+        case .rejected: self = .rejected
+        case .timedOut: self = .timedOut
+        }
+    }
+}
