@@ -122,18 +122,3 @@ enum FlagParser {
         return flags
     }
 }
-
-/// The configuration reference as plain text, for `--help`.
-enum SettingsTable {
-    static func render() -> String {
-        let rows = PurgerConfiguration.settings
-        let width = rows.map { ($0.flagName.map { "--\($0)" } ?? $0.environmentName).count }.max() ?? 0
-        return "SETTINGS (variable, flag, default):\n"
-            + rows.map { row in
-                let flag = row.flagName.map { "--\($0)" } ?? ""
-                let defaultText = row.defaultText.isEmpty ? "" : " [default: \(row.defaultText)]"
-                return "  \(row.environmentName)\n    \(flag.padding(toLength: width, withPad: " ", startingAt: 0)) "
-                    + "\(row.meaning)\(defaultText)"
-            }.joined(separator: "\n")
-    }
-}

@@ -301,4 +301,56 @@ import Testing
             #expect(error(flags: [flag: "x"])?.message != "is not a setting", "\(flag)")
         }
     }
+
+    @Test func rendersTheReadmeAndContractTablesFromTheDeclarations() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let rendered = SettingsTable.markdown()
+        for document in ["README.md", "docs/CONTRACT.md"] {
+            let text = try String(contentsOf: repository.appendingPathComponent(document), encoding: .utf8)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let marker = try #require(
+                lines.firstIndex { $0.hasPrefix("<!-- Rendered from PurgerConfiguration.settings") }, "\(document)")
+            let table = lines[(marker + 1)...].prefix { $0.hasPrefix("|") }.map { $0 + "\n" }.joined()
+            // On failure, `rendered` is the table to paste into the document.
+            #expect(table == rendered, "\(document) differs from SettingsTable.markdown()")
+        }
+    }
+
+    @Test func putsEverySettingIntoTheHelpText() {
+        let help = SettingsTable.render()
+        for row in PurgerConfiguration.settings {
+            #expect(help.contains("  \(row.environmentName)\n"), "\(row.environmentName)")
+            if let flag = row.flagName { #expect(help.contains("--\(flag) "), "\(flag)") }
+        }
+        #expect(!help.contains("`"))
+        #expect(help.contains("ids per bulk operation (1–200) [default: 200]"))
+        #expect(help.contains("[default: (required for run)]"))
+        #expect(!SettingsTable.markdown().contains(secret))
+    }
+
+    @Test func readsBackWhatItPrints() throws {
+        let configuration = try load(
+            [
+                "KAFKA_BOOTSTRAP_SERVERS": "k:9092", "KAFKA_GROUP_ID": "g", "KAFKA_CLIENT_ID": "c",
+                "PURGER_REQUESTS_TOPIC": "in", "PURGER_RESULTS_TOPIC": "out", "PURGER_DLQ_TOPIC": "dead",
+                "DATOCMS_BASE_URL": "http://localhost:1", "DATOCMS_ENVIRONMENT": "staging",
+                "DATOCMS_RATE_LIMIT": "10/500ms", "PURGER_BATCH_MAX_SIZE": "50", "PURGER_BATCH_MAX_WAIT_MS": "1500",
+                "PURGER_MAX_IN_FLIGHT_JOBS": "3", "PURGER_JOB_TIMEOUT_S": "61", "PURGER_SHUTDOWN_TIMEOUT_S": "7",
+                "PURGER_HTTP_PORT": "1234", "PURGER_LOG_LEVEL": "notice", "PURGER_LOG_FORMAT": "text",
+            ])
+        var environment: [String: String] = [:]
+        for line in configuration.description.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts[1] != "<unset>" { environment[parts[0]] = parts[1] }
+        }
+        #expect(try load(environment).description == configuration.description)
+        #expect(configuration.description.contains("PURGER_BATCH_MAX_WAIT_MS=1500"))
+        #expect(configuration.description.contains("KAFKA_CLIENT_ID=c"))
+    }
+
+    @Test func redactsPassphrasesAmongKafkaProperties() throws {
+        let configuration = try load(["KAFKA_SASL_OAUTHBEARER_ASSERTION_PRIVATE_KEY_PASSPHRASE": "pp-value"])
+        #expect(!configuration.description.contains("pp-value"))
+    }
 }
