@@ -1,5 +1,6 @@
 import DatoCMS
 import Foundation
+import Kafka
 
 // MARK: - Raw values
 
@@ -24,7 +25,9 @@ struct SettingValues {
     init(environment: [String: String], flags: [String: String]) throws(ConfigurationError) {
         let known = PurgerConfiguration.settings.compactMap(\.flagName)
         if let unknown = flags.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ConfigurationError(setting: "--\(unknown)", message: "is not a setting")
+            var message = "is not a setting"
+            if let nearest = NearestName.among(known, to: unknown) { message += "; did you mean --\(nearest)?" }
+            throw ConfigurationError(setting: "--\(unknown)", message: message)
         }
         self.environment = environment
         self.flags = flags
@@ -50,20 +53,52 @@ struct SettingValues {
     }
 }
 
-// MARK: - librdkafka properties
+// MARK: - The environment beyond the settings
 
 extension PurgerConfiguration {
-    static func kafkaProperties(from environment: [String: String]) throws(ConfigurationError) -> [String: String] {
+    /// The librdkafka properties of the `KAFKA_*` variables, and the notices about variables that are neither
+    /// settings nor properties.
+    ///
+    /// Kubernetes service-link variables (`KAFKA_PORT=tcp://…` for a Service named `kafka`) are left out and named
+    /// in one notice; an unknown `PURGER_*` or `DATOCMS_*` variable gets a notice with the nearest setting's name.
+    /// Values are never put into a notice: a mistyped token variable still holds a token.
+    static func scan(
+        _ environment: [String: String]
+    ) throws(ConfigurationError) -> (kafkaProperties: [String: String], notices: [ConfigurationNotice]) {
         var properties: [String: String] = [:]
-        for (name, value) in environment where name.hasPrefix("KAFKA_") {
-            guard name != "KAFKA_BOOTSTRAP_SERVERS", name != "KAFKA_GROUP_ID" else { continue }
-            let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
-            guard !property.isEmpty else {
-                throw ConfigurationError(setting: name, message: "names no librdkafka property")
+        var serviceLinks: [String] = []
+        var unknown: [ConfigurationNotice] = []
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
+            let upper = name.uppercased()
+            let ours = ["KAFKA_", "PURGER_", "DATOCMS_"].contains { upper.hasPrefix($0) }
+            guard ours, !SettingDeclarations.environmentNames.contains(name) else { continue }
+            if ServiceLinks.isServiceLink(name: name, value: value) {
+                serviceLinks.append(name)
+            } else if name.hasPrefix("KAFKA_") {
+                let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
+                guard !property.isEmpty else {
+                    throw ConfigurationError(setting: name, message: "names no librdkafka property")
+                }
+                properties[property] = value
+            } else if upper.hasPrefix("KAFKA_") {
+                // Variable names are case-sensitive: `kafka_acks` reaches neither librdkafka nor a setting.
+                unknown.append(.unknownVariable(name, suggestion: upper))
+            } else {
+                let suggestion = NearestName.among(SettingDeclarations.orderedEnvironmentNames, to: name)
+                unknown.append(.unknownVariable(name, suggestion: suggestion))
             }
-            properties[property] = value
         }
-        return properties
+        let notices = (serviceLinks.isEmpty ? [] : [ConfigurationNotice.serviceLinksIgnored(serviceLinks)]) + unknown
+        return (properties, notices)
+    }
+
+    /// Every librdkafka property accepted by librdkafka itself, or a ``ConfigurationError`` naming the variable
+    /// of the first one it refuses; `run` checks this before it connects.
+    public func checkKafkaProperties() throws(ConfigurationError) {
+        if let invalid = KafkaPropertyValidation.firstInvalid(kafkaProperties) {
+            throw ConfigurationError(
+                setting: Self.variableName(ofKafkaProperty: invalid.property), message: invalid.reason)
+        }
     }
 }
 

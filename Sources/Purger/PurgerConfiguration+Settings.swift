@@ -68,7 +68,8 @@ enum SettingDeclarations {
             doc: SettingDoc(
                 environmentName: "KAFKA_<PROPERTY>", flagName: nil, defaultText: "",
                 meaning: "any librdkafka property: lower-cased, `_` becomes `.` "
-                    + "(`KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`)"),
+                    + "(`KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`); "
+                    + "Kubernetes service-link variables are not passed"),
             lines: { configuration in
                 configuration.kafkaProperties.sorted(by: { $0.key < $1.key }).map { property, value in
                     let shown = PurgerConfiguration.isSecret(property: property) ? "<redacted>" : value
@@ -96,6 +97,12 @@ enum SettingDeclarations {
         logLevel.row,
         logFormat.row,
     ]
+
+    /// The variables that are settings; any other `PURGER_*` or `DATOCMS_*` variable is a mistake.
+    static let environmentNames: Set<String> = Set(orderedEnvironmentNames)
+
+    /// The variables that are settings, in contract order, so that ties between suggestions go the same way.
+    static let orderedEnvironmentNames: [String] = rows.filter { $0.doc.flagName != nil }.map(\.doc.environmentName)
 }
 
 extension PurgerConfiguration {

@@ -60,12 +60,27 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             throw CocoaError(.fileReadUnknown)
         }
     ) throws(ConfigurationError) -> PurgerConfiguration {
+        try loadWithNotices(environment: environment, flags: flags, readFile: readFile).configuration
+    }
+
+    /// Reads the configuration like ``load(environment:flags:readFile:)``, and says what in the environment it
+    /// ignored: Kubernetes service-link variables, and `PURGER_*` or `DATOCMS_*` variables that are no setting.
+    ///
+    /// Loading does no I/O beyond `readFile` and logs nothing; the caller logs the notices once logging is set up.
+    public static func loadWithNotices(
+        environment: [String: String],
+        flags: [String: String] = [:],
+        readFile: (String) throws -> String = { _ in
+            throw CocoaError(.fileReadUnknown)
+        }
+    ) throws(ConfigurationError) -> (configuration: PurgerConfiguration, notices: [ConfigurationNotice]) {
         let values = try SettingValues(environment: environment, flags: flags)
+        let scanned = try scan(environment)
         typealias S = SettingDeclarations
-        return PurgerConfiguration(
+        let configuration = PurgerConfiguration(
             kafkaBootstrapServers: try S.kafkaBootstrapServers.value(in: values),
             kafkaGroupID: try S.kafkaGroupID.value(in: values),
-            kafkaProperties: try kafkaProperties(from: environment),
+            kafkaProperties: scanned.kafkaProperties,
             requestsTopic: try S.requestsTopic.value(in: values),
             resultsTopic: try S.resultsTopic.value(in: values),
             dlqTopic: try S.dlqTopic.value(in: values),
@@ -82,6 +97,7 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             logLevel: try S.logLevel.value(in: values),
             logFormat: try S.logFormat.value(in: values)
         )
+        return (configuration, scanned.notices)
     }
 
     /// The settings `run` needs beyond the defaults, or a ``ConfigurationError`` naming the first one missing.

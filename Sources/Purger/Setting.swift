@@ -177,6 +177,10 @@ struct Setting<Value: Sendable>: Sendable {
         guard let value = parser.parse(given.text) else {
             var message = "must be \(parser.expectation)"
             if !isSecret { message += ", got \(SettingValue.quoted(given.text))" }
+            // A Service whose name makes this variable's prefix puts its address here; saying so saves a search.
+            if ServiceLinks.looksLikeServiceAddress(given.text), !given.origin.hasPrefix("--") {
+                message += " (a Kubernetes service link? set it explicitly, or enableServiceLinks: false)"
+            }
             throw ConfigurationError(setting: given.origin, message: message)
         }
         return value
