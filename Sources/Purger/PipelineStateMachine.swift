@@ -403,7 +403,9 @@ public struct PipelineStateMachine: Sendable {
     }
 
     private mutating func startCommit(now: ContinuousClock.Instant, into actions: inout [Action]) {
-        guard !commits.running, commits.requested > commits.started else { return }
+        // While partitions are reported lost, a commit would carry nothing of theirs: wait for the next assignment,
+        // which gives them back (their offsets are stored again) or not.
+        guard !commits.running, commits.requested > commits.started, limbo.isEmpty else { return }
         if let retryAt = commits.retryAt {
             guard now >= retryAt else { return }
             commits.retryAt = nil
@@ -443,7 +445,7 @@ public struct PipelineStateMachine: Sendable {
         advanceDrain(now: now, into: &actions)
         startCommit(now: now, into: &actions)
         if case .finishing(let error, let commit, let deadline) = lifecycle,
-            commits.landed >= commit || now >= deadline
+            (commits.landed >= commit && limbo.isEmpty) || now >= deadline
         {
             if let revocation {
                 actions.append(.completeRevocation(revocation.partitions))

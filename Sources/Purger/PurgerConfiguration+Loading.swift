@@ -1,6 +1,6 @@
 import DatoCMS
 import Foundation
-import Logging
+import Kafka
 
 // MARK: - Raw values
 
@@ -10,6 +10,11 @@ struct SettingValue {
     let text: String
     /// The environment variable or `--flag` that gave it, for error messages.
     let origin: String
+
+    /// The text quoted for an error message, cut after 60 characters so one bad value cannot flood a log line.
+    static func quoted(_ text: String) -> String {
+        text.count > 60 ? String(String(text.prefix(60)).debugDescription.dropLast()) + "…\"" : text.debugDescription
+    }
 }
 
 /// The raw settings of one start-up: environment variables and flags, flags winning.
@@ -18,9 +23,11 @@ struct SettingValues {
     private let flags: [String: String]
 
     init(environment: [String: String], flags: [String: String]) throws(ConfigurationError) {
-        let known = Set(PurgerConfiguration.settings.compactMap(\.flagName))
+        let known = PurgerConfiguration.settings.compactMap(\.flagName)
         if let unknown = flags.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ConfigurationError(setting: "--\(unknown)", message: "is not a setting")
+            var message = "is not a setting"
+            if let nearest = NearestName.among(known, to: unknown) { message += "; did you mean --\(nearest)?" }
+            throw ConfigurationError(setting: "--\(unknown)", message: message)
         }
         self.environment = environment
         self.flags = flags
@@ -46,35 +53,69 @@ struct SettingValues {
     }
 }
 
-// MARK: - Parsing settings
+// MARK: - The environment beyond the settings
 
 extension PurgerConfiguration {
-    /// The flag name of a setting: the variable without a `PURGER_` prefix, lower-cased, `_` as `-`.
-    static func flagName(of environmentName: String) -> String {
-        let name = environmentName.hasPrefix("PURGER_") ? String(environmentName.dropFirst(7)) : environmentName
-        return name.lowercased().replacingOccurrences(of: "_", with: "-")
-    }
-
-    static func kafkaProperties(from environment: [String: String]) throws(ConfigurationError) -> [String: String] {
+    /// The librdkafka properties of the `KAFKA_*` variables, and the notices about variables that are neither
+    /// settings nor properties.
+    ///
+    /// Kubernetes service-link variables (`KAFKA_PORT=tcp://…` for a Service named `kafka`) are left out and named
+    /// in one notice; an unknown `PURGER_*` or `DATOCMS_*` variable gets a notice with the nearest setting's name.
+    /// Values are never put into a notice: a mistyped token variable still holds a token.
+    static func scan(
+        _ environment: [String: String]
+    ) throws(ConfigurationError) -> (kafkaProperties: [String: String], notices: [ConfigurationNotice]) {
         var properties: [String: String] = [:]
-        for (name, value) in environment where name.hasPrefix("KAFKA_") {
-            guard name != "KAFKA_BOOTSTRAP_SERVERS", name != "KAFKA_GROUP_ID" else { continue }
-            let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
-            guard !property.isEmpty else {
-                throw ConfigurationError(setting: name, message: "names no librdkafka property")
+        var serviceLinks: [String] = []
+        var unknown: [ConfigurationNotice] = []
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
+            let upper = name.uppercased()
+            let ours = ["KAFKA_", "PURGER_", "DATOCMS_"].contains { upper.hasPrefix($0) }
+            guard ours, !SettingDeclarations.environmentNames.contains(name) else { continue }
+            if ServiceLinks.isServiceLink(name: name, value: value) {
+                serviceLinks.append(name)
+            } else if name.hasPrefix("KAFKA_") {
+                let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
+                guard !property.isEmpty else {
+                    throw ConfigurationError(setting: name, message: "names no librdkafka property")
+                }
+                properties[property] = value
+            } else if upper.hasPrefix("KAFKA_") {
+                // Variable names are case-sensitive: `kafka_acks` reaches neither librdkafka nor a setting.
+                unknown.append(.unknownVariable(name, suggestion: upper))
+            } else {
+                let suggestion = NearestName.among(SettingDeclarations.orderedEnvironmentNames, to: name)
+                unknown.append(.unknownVariable(name, suggestion: suggestion))
             }
-            properties[property] = value
         }
-        return properties
+        let notices = (serviceLinks.isEmpty ? [] : [ConfigurationNotice.serviceLinksIgnored(serviceLinks)]) + unknown
+        return (properties, notices)
     }
 
+    /// Every librdkafka property accepted by librdkafka itself, or a ``ConfigurationError`` naming the variable
+    /// of the first one it refuses; `run` checks this before it connects.
+    public func checkKafkaProperties() throws(ConfigurationError) {
+        if let invalid = KafkaPropertyValidation.firstInvalid(kafkaProperties) {
+            throw ConfigurationError(
+                setting: Self.variableName(ofKafkaProperty: invalid.property), message: invalid.reason)
+        }
+    }
+}
+
+// MARK: - The API token
+
+extension PurgerConfiguration {
+    /// The token from its variable or its file, flags winning as a pair: a token flag overrides a token-file
+    /// variable rather than clashing with it.
     static func apiToken(
         _ values: SettingValues,
         readFile: (String) throws -> String
     ) throws(ConfigurationError) -> APIToken? {
-        let useFlags = values.flag("DATOCMS_API_TOKEN") != nil || values.flag("DATOCMS_API_TOKEN_FILE") != nil
-        let direct = useFlags ? values.flag("DATOCMS_API_TOKEN") : values.variable("DATOCMS_API_TOKEN")
-        let file = useFlags ? values.flag("DATOCMS_API_TOKEN_FILE") : values.variable("DATOCMS_API_TOKEN_FILE")
+        let tokenName = SettingDeclarations.apiToken.environmentName
+        let fileName = SettingDeclarations.apiTokenFile
+        let useFlags = values.flag(tokenName) != nil || values.flag(fileName) != nil
+        let direct = useFlags ? values.flag(tokenName) : values.variable(tokenName)
+        let file = useFlags ? values.flag(fileName) : values.variable(fileName)
         switch (direct, file) {
         case (nil, nil):
             return nil
@@ -90,7 +131,8 @@ extension PurgerConfiguration {
             do {
                 contents = try readFile(file.text)
             } catch {
-                throw ConfigurationError(setting: file.origin, message: "cannot read the token file \"\(file.text)\"")
+                throw ConfigurationError(
+                    setting: file.origin, message: "cannot read the token file \(SettingValue.quoted(file.text))")
             }
             var token = Substring(contents)
             while let last = token.last, last.isNewline { token.removeLast() }
@@ -109,73 +151,5 @@ extension PurgerConfiguration {
             )
         }
         return APIToken(token)
-    }
-
-    static func baseURL(_ value: SettingValue?) throws(ConfigurationError) -> URL {
-        guard let value else { return URL(string: "https://site-api.datocms.com")! }
-        var text = value.text
-        while text.hasSuffix("/") { text.removeLast() }
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            let host = url.host(percentEncoded: true), !host.isEmpty, url.query(percentEncoded: true) == nil,
-            url.fragment(percentEncoded: true) == nil, url.user(percentEncoded: true) == nil
-        else {
-            throw ConfigurationError(
-                setting: value.origin,
-                message: "must be an http or https URL without query or credentials, got \(quoted(value.text))"
-            )
-        }
-        return url
-    }
-
-    static func environmentName(_ value: SettingValue?) throws(ConfigurationError) -> String? {
-        guard let value else { return nil }
-        guard DeletionRequest.isEnvironmentName(value.text) else {
-            throw ConfigurationError(
-                setting: value.origin,
-                message: "must be a DatoCMS environment name (1 to 100 letters, digits, \"-\" or \"_\"), "
-                    + "got \(quoted(value.text))"
-            )
-        }
-        return value.text
-    }
-
-    static func rateLimit(_ value: SettingValue?) throws(ConfigurationError) -> RateLimit {
-        guard let value else { return RateLimit(requests: 60, window: .seconds(3)) }
-        guard let limit = RateLimit(parsing: value.text) else {
-            throw ConfigurationError(
-                setting: value.origin,
-                message:
-                    "must be <requests>/<window> with a window in ms, s or m, like 60/3s, got \(quoted(value.text))"
-            )
-        }
-        return limit
-    }
-
-    static func integer(_ value: SettingValue?, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
-        guard let value else { return nil }
-        guard let number = Int(value.text), range.contains(number) else {
-            throw ConfigurationError(
-                setting: value.origin,
-                message: "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(quoted(value.text))"
-            )
-        }
-        return number
-    }
-
-    static func choice<Choice: RawRepresentable<String>>(
-        _ value: SettingValue?,
-        _ choices: [Choice]
-    ) throws(ConfigurationError) -> Choice? {
-        guard let value else { return nil }
-        guard let choice = Choice(rawValue: value.text.lowercased()) else {
-            let names = choices.map(\.rawValue).joined(separator: ", ")
-            throw ConfigurationError(
-                setting: value.origin, message: "must be one of \(names), got \(quoted(value.text))")
-        }
-        return choice
-    }
-
-    private static func quoted(_ text: String) -> String {
-        text.count > 60 ? String(String(text.prefix(60)).debugDescription.dropLast()) + "…\"" : text.debugDescription
     }
 }

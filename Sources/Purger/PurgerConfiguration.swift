@@ -60,27 +60,44 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             throw CocoaError(.fileReadUnknown)
         }
     ) throws(ConfigurationError) -> PurgerConfiguration {
+        try loadWithNotices(environment: environment, flags: flags, readFile: readFile).configuration
+    }
+
+    /// Reads the configuration like ``load(environment:flags:readFile:)``, and says what in the environment it
+    /// ignored: Kubernetes service-link variables, and `PURGER_*` or `DATOCMS_*` variables that are no setting.
+    ///
+    /// Loading does no I/O beyond `readFile` and logs nothing; the caller logs the notices once logging is set up.
+    public static func loadWithNotices(
+        environment: [String: String],
+        flags: [String: String] = [:],
+        readFile: (String) throws -> String = { _ in
+            throw CocoaError(.fileReadUnknown)
+        }
+    ) throws(ConfigurationError) -> (configuration: PurgerConfiguration, notices: [ConfigurationNotice]) {
         let values = try SettingValues(environment: environment, flags: flags)
-        return PurgerConfiguration(
-            kafkaBootstrapServers: values["KAFKA_BOOTSTRAP_SERVERS"]?.text,
-            kafkaGroupID: values["KAFKA_GROUP_ID"]?.text ?? "upload-purger",
-            kafkaProperties: try kafkaProperties(from: environment),
-            requestsTopic: values["PURGER_REQUESTS_TOPIC"]?.text ?? "upload-deletion-requests",
-            resultsTopic: values["PURGER_RESULTS_TOPIC"]?.text ?? "upload-deletion-results",
-            dlqTopic: values["PURGER_DLQ_TOPIC"]?.text ?? "upload-deletion-requests.dlq",
+        let scanned = try scan(environment)
+        typealias S = SettingDeclarations
+        let configuration = PurgerConfiguration(
+            kafkaBootstrapServers: try S.kafkaBootstrapServers.value(in: values),
+            kafkaGroupID: try S.kafkaGroupID.value(in: values),
+            kafkaProperties: scanned.kafkaProperties,
+            requestsTopic: try S.requestsTopic.value(in: values),
+            resultsTopic: try S.resultsTopic.value(in: values),
+            dlqTopic: try S.dlqTopic.value(in: values),
             apiToken: try apiToken(values, readFile: readFile),
-            datocmsBaseURL: try baseURL(values["DATOCMS_BASE_URL"]),
-            datocmsEnvironment: try environmentName(values["DATOCMS_ENVIRONMENT"]),
-            rateLimit: try rateLimit(values["DATOCMS_RATE_LIMIT"]),
-            batchMaxSize: try integer(values["PURGER_BATCH_MAX_SIZE"], in: 1...200) ?? 200,
-            batchMaxWait: .milliseconds(try integer(values["PURGER_BATCH_MAX_WAIT_MS"], in: 1...3_600_000) ?? 2000),
-            maxInFlightJobs: try integer(values["PURGER_MAX_IN_FLIGHT_JOBS"], in: 1...10_000) ?? 8,
-            jobTimeout: .seconds(try integer(values["PURGER_JOB_TIMEOUT_S"], in: 1...604_800) ?? 600),
-            shutdownTimeout: .seconds(try integer(values["PURGER_SHUTDOWN_TIMEOUT_S"], in: 1...86_400) ?? 30),
-            httpPort: try integer(values["PURGER_HTTP_PORT"], in: 0...65_535) ?? 9464,
-            logLevel: try choice(values["PURGER_LOG_LEVEL"], Logger.Level.allCases) ?? .info,
-            logFormat: try choice(values["PURGER_LOG_FORMAT"], LogFormat.allCases) ?? .json
+            datocmsBaseURL: try S.baseURL.value(in: values),
+            datocmsEnvironment: try S.environment.value(in: values),
+            rateLimit: try S.rateLimit.value(in: values),
+            batchMaxSize: try S.batchMaxSize.value(in: values),
+            batchMaxWait: try S.batchMaxWait.value(in: values),
+            maxInFlightJobs: try S.maxInFlightJobs.value(in: values),
+            jobTimeout: try S.jobTimeout.value(in: values),
+            shutdownTimeout: try S.shutdownTimeout.value(in: values),
+            httpPort: try S.httpPort.value(in: values),
+            logLevel: try S.logLevel.value(in: values),
+            logFormat: try S.logFormat.value(in: values)
         )
+        return (configuration, scanned.notices)
     }
 
     /// The settings `run` needs beyond the defaults, or a ``ConfigurationError`` naming the first one missing.
@@ -100,32 +117,7 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     /// Every setting as `NAME=value`, one per line, in table order; the API token and secret-looking librdkafka
     /// properties (passwords, secrets, keys in PEM) print as `<redacted>`.
     public var description: String {
-        var lines = [
-            "KAFKA_BOOTSTRAP_SERVERS=\(kafkaBootstrapServers ?? "<unset>")",
-            "KAFKA_GROUP_ID=\(kafkaGroupID)",
-        ]
-        for (property, value) in kafkaProperties.sorted(by: { $0.key < $1.key }) {
-            let name = "KAFKA_" + property.uppercased().replacingOccurrences(of: ".", with: "_")
-            lines.append("\(name)=\(Self.isSecret(property: property) ? "<redacted>" : value)")
-        }
-        lines += [
-            "PURGER_REQUESTS_TOPIC=\(requestsTopic)",
-            "PURGER_RESULTS_TOPIC=\(resultsTopic)",
-            "PURGER_DLQ_TOPIC=\(dlqTopic)",
-            "DATOCMS_API_TOKEN=\(apiToken == nil ? "<unset>" : "<redacted>")",
-            "DATOCMS_BASE_URL=\(datocmsBaseURL.absoluteString)",
-            "DATOCMS_ENVIRONMENT=\(datocmsEnvironment ?? "<primary>")",
-            "DATOCMS_RATE_LIMIT=\(rateLimit)",
-            "PURGER_BATCH_MAX_SIZE=\(batchMaxSize)",
-            "PURGER_BATCH_MAX_WAIT_MS=\(Self.milliseconds(batchMaxWait))",
-            "PURGER_MAX_IN_FLIGHT_JOBS=\(maxInFlightJobs)",
-            "PURGER_JOB_TIMEOUT_S=\(jobTimeout.components.seconds)",
-            "PURGER_SHUTDOWN_TIMEOUT_S=\(shutdownTimeout.components.seconds)",
-            "PURGER_HTTP_PORT=\(httpPort)",
-            "PURGER_LOG_LEVEL=\(logLevel.rawValue)",
-            "PURGER_LOG_FORMAT=\(logFormat.rawValue)",
-        ]
-        return lines.joined(separator: "\n")
+        SettingDeclarations.rows.flatMap { $0.lines(self) }.joined(separator: "\n")
     }
 
     /// The same as ``description``: secrets stay redacted in debug output too.
@@ -136,10 +128,8 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
 
     /// Whether a librdkafka property holds a secret and must not be printed.
     static func isSecret(property: String) -> Bool {
-        ["password", "secret", "pem", "sasl.oauthbearer.config", "sasl.jaas"].contains { property.contains($0) }
-    }
-
-    private static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        ["password", "passphrase", "secret", "pem", "sasl.oauthbearer.config", "sasl.jaas"].contains {
+            property.contains($0)
+        }
     }
 }

@@ -34,16 +34,16 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let configuration: PurgerConfiguration
+        let notices: [ConfigurationNotice]
         let required: (kafkaBootstrapServers: String, apiToken: APIToken)
         do {
-            configuration = try PurgerConfiguration.load(
+            let loaded = try PurgerConfiguration.loadWithNotices(
                 environment: ProcessInfo.processInfo.environment, flags: try FlagParser.parse(settings),
                 readFile: { path in try String(contentsOfFile: path, encoding: .utf8) })
+            configuration = loaded.configuration
+            notices = loaded.notices
             required = try configuration.requireForRun()
-            if let invalid = KafkaPropertyValidation.firstInvalid(configuration.kafkaProperties) {
-                let variable = "KAFKA_" + invalid.property.uppercased().replacingOccurrences(of: ".", with: "_")
-                throw ConfigurationError(setting: variable, message: invalid.reason)
-            }
+            try configuration.checkKafkaProperties()
         } catch {
             FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
             throw ExitCode(2)
@@ -51,6 +51,7 @@ struct RunCommand: AsyncParsableCommand {
 
         LoggingSystem.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "upload-purger")
+        for notice in notices { logger.log(level: notice.level, "\(notice)") }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(Self.metricsFactory(registry: registry))
         let client = CMAClient(
@@ -120,20 +121,5 @@ enum FlagParser {
             index += 1
         }
         return flags
-    }
-}
-
-/// The configuration reference as plain text, for `--help`.
-enum SettingsTable {
-    static func render() -> String {
-        let rows = PurgerConfiguration.settings
-        let width = rows.map { ($0.flagName.map { "--\($0)" } ?? $0.environmentName).count }.max() ?? 0
-        return "SETTINGS (variable, flag, default):\n"
-            + rows.map { row in
-                let flag = row.flagName.map { "--\($0)" } ?? ""
-                let defaultText = row.defaultText.isEmpty ? "" : " [default: \(row.defaultText)]"
-                return "  \(row.environmentName)\n    \(flag.padding(toLength: width, withPad: " ", startingAt: 0)) "
-                    + "\(row.meaning)\(defaultText)"
-            }.joined(separator: "\n")
     }
 }

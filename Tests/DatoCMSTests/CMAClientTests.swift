@@ -306,10 +306,12 @@ import Testing
                 "simulator after warm-up: polls/job \(polls), mean notice delay \(meanDelay);"
                     + " all \(stats.jobs.count) jobs: polls/job \(stats.pollsPerNoticedJob),"
                     + " mean notice delay \(stats.meanNoticeDelayRatio)")
-            #expect(delays.count == measured.count)
-            #expect(meanDelay <= 0.2)
-            // Six runs on a loaded 2-core machine measured 1.15–1.22 (jobs of 0.16–0.2 s, four sizes, three streams).
-            #expect(polls <= 1.3, "polls per job after warm-up: \(polls)")
+            #expect(delays.count == measured.count, "every job's result was noticed")
+            // The figures (1.15–1.22 polls per job, notice delays near 0.1 of the job's duration on a quiet machine)
+            // belong to the bench; these bounds only catch a scheduler gone wrong (polling far too often, or
+            // noticing results a whole job late), not a loaded machine's timing.
+            #expect(meanDelay <= 1.0, "mean notice delay after warm-up: \(meanDelay) of the job's duration")
+            #expect(polls <= 2.0, "polls per job after warm-up: \(polls)")
         }
     }
 }

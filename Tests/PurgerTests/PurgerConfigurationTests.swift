@@ -1,5 +1,6 @@
 import DatoCMS
 import Foundation
+import Kafka
 import Logging
 import Purger
 import Testing
@@ -117,6 +118,13 @@ import Testing
         #expect(
             error(flags: ["batch-size": "5"])
                 == ConfigurationError(setting: "--batch-size", message: "is not a setting"))
+    }
+
+    @Test func suggestsTheNearestFlagForAMistypedOne() {
+        #expect(
+            error(flags: ["batch-max-siz": "5"])
+                == ConfigurationError(
+                    setting: "--batch-max-siz", message: "is not a setting; did you mean --batch-max-size?"))
     }
 
     @Test func treatsEmptyValuesAsUnset() throws {
@@ -300,5 +308,171 @@ import Testing
         for flag in flags {
             #expect(error(flags: [flag: "x"])?.message != "is not a setting", "\(flag)")
         }
+    }
+
+    @Test func rendersTheReadmeAndContractTablesFromTheDeclarations() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let rendered = SettingsTable.markdown()
+        for document in ["README.md", "docs/CONTRACT.md"] {
+            let text = try String(contentsOf: repository.appendingPathComponent(document), encoding: .utf8)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            let marker = try #require(
+                lines.firstIndex { $0.hasPrefix("<!-- Rendered from PurgerConfiguration.settings") }, "\(document)")
+            let table = lines[(marker + 1)...].prefix { $0.hasPrefix("|") }.map { $0 + "\n" }.joined()
+            // On failure, `rendered` is the table to paste into the document.
+            #expect(table == rendered, "\(document) differs from SettingsTable.markdown()")
+        }
+    }
+
+    @Test func putsEverySettingIntoTheHelpText() {
+        let help = SettingsTable.render()
+        for row in PurgerConfiguration.settings {
+            #expect(help.contains("  \(row.environmentName)\n"), "\(row.environmentName)")
+            if let flag = row.flagName { #expect(help.contains("--\(flag) "), "\(flag)") }
+        }
+        #expect(!help.contains("`"))
+        #expect(help.contains("ids per bulk operation (1–200) [default: 200]"))
+        #expect(help.contains("[default: (required for run)]"))
+        #expect(!SettingsTable.markdown().contains(secret))
+    }
+
+    @Test func readsBackWhatItPrints() throws {
+        let configuration = try load(
+            [
+                "KAFKA_BOOTSTRAP_SERVERS": "k:9092", "KAFKA_GROUP_ID": "g", "KAFKA_CLIENT_ID": "c",
+                "PURGER_REQUESTS_TOPIC": "in", "PURGER_RESULTS_TOPIC": "out", "PURGER_DLQ_TOPIC": "dead",
+                "DATOCMS_BASE_URL": "http://localhost:1", "DATOCMS_ENVIRONMENT": "staging",
+                "DATOCMS_RATE_LIMIT": "10/500ms", "PURGER_BATCH_MAX_SIZE": "50", "PURGER_BATCH_MAX_WAIT_MS": "1500",
+                "PURGER_MAX_IN_FLIGHT_JOBS": "3", "PURGER_JOB_TIMEOUT_S": "61", "PURGER_SHUTDOWN_TIMEOUT_S": "7",
+                "PURGER_HTTP_PORT": "1234", "PURGER_LOG_LEVEL": "notice", "PURGER_LOG_FORMAT": "text",
+            ])
+        var environment: [String: String] = [:]
+        for line in configuration.description.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts[1] != "<unset>" { environment[parts[0]] = parts[1] }
+        }
+        #expect(try load(environment).description == configuration.description)
+        #expect(configuration.description.contains("PURGER_BATCH_MAX_WAIT_MS=1500"))
+        #expect(configuration.description.contains("KAFKA_CLIENT_ID=c"))
+    }
+
+    // MARK: - Variables that are not settings
+
+    /// What the kubelet sets for a Service `kafka` (port 9092 named `client`), and for the Services a Strimzi
+    /// cluster named `kafka` and a Service `purger-metrics` bring.
+    private static let serviceLinks = [
+        "KAFKA_PORT": "tcp://10.96.4.7:9092",
+        "KAFKA_PORT_9092_TCP": "tcp://10.96.4.7:9092",
+        "KAFKA_PORT_9092_TCP_ADDR": "10.96.4.7",
+        "KAFKA_PORT_9092_TCP_PORT": "9092",
+        "KAFKA_PORT_9092_TCP_PROTO": "tcp",
+        "KAFKA_SERVICE_HOST": "10.96.4.7",
+        "KAFKA_SERVICE_PORT": "9092",
+        "KAFKA_SERVICE_PORT_CLIENT": "9092",
+        "KAFKA_KAFKA_BOOTSTRAP_PORT": "tcp://[fd00:10:96::4]:9091",
+        "KAFKA_KAFKA_BOOTSTRAP_PORT_9091_TCP_ADDR": "fd00:10:96::4",
+        "KAFKA_KAFKA_BOOTSTRAP_SERVICE_PORT_TCP_REPLICATION": "9091",
+        "PURGER_METRICS_SERVICE_HOST": "10.96.0.12",
+        "PURGER_METRICS_PORT_9464_TCP": "tcp://10.96.0.12:9464",
+        "DATOCMS_PROXY_PORT_443_TCP_PROTO": "tcp",
+    ]
+
+    @Test func ignoresKubernetesServiceLinksAndNamesThemInOneNotice() throws {
+        var environment = Self.serviceLinks
+        environment["KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+        environment["KAFKA_BOOTSTRAP_SERVERS"] = "kafka:9092"
+        let (configuration, notices) = try PurgerConfiguration.loadWithNotices(environment: environment)
+        #expect(configuration.kafkaProperties == ["security.protocol": "SASL_SSL"])
+        #expect(notices == [.serviceLinksIgnored(Self.serviceLinks.keys.sorted())])
+        #expect(notices.first?.level == .info)
+        let line = try #require(notices.first).description
+        #expect(line.hasPrefix("ignoring 14 Kubernetes service-link variables"))
+        #expect(line.hasSuffix(Self.serviceLinks.keys.sorted().joined(separator: ", ")))
+        #expect(!line.contains("10.96."))
+        try configuration.checkKafkaProperties()
+    }
+
+    @Test func leavesNoServiceLinkNameThatLibrdkafkaKnows() {
+        // Were one of these a property, ignoring it would drop an operator's setting.
+        for name in Self.serviceLinks.keys where name.hasPrefix("KAFKA_") {
+            let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
+            let invalid = KafkaPropertyValidation.firstInvalid([property: "1"])
+            #expect(invalid?.reason == "librdkafka has no property \(property)", "\(name)")
+        }
+        for property in ["sasl.kerberos.service.name", "security.protocol", "broker.address.family"] {
+            #expect(KafkaPropertyValidation.firstInvalid([property: "x"])?.reason.contains("no property") != true)
+        }
+    }
+
+    @Test(arguments: [
+        ("KAFKA_PORT", "9092"),  // the kubelet puts an address here, never a bare port
+        ("KAFKA_SERVICE_HOST", "kafka.example.com"),
+        ("KAFKA_PORT_9092_TCP", "tcp://10.96.4.7:9093"),
+        ("KAFKA_PORT_9092_TCP_PROTO", "udp"),
+        ("KAFKA_SERVICE_PORT", "http"),
+        ("KAFKA_PORT_9092_TCPX_ADDR", "10.96.4.7"),
+    ])
+    func passesServiceLinkNamesWithOtherValuesToLibrdkafka(name: String, value: String) throws {
+        let (configuration, notices) = try PurgerConfiguration.loadWithNotices(environment: [name: value])
+        let property = name.dropFirst(6).lowercased().replacingOccurrences(of: "_", with: ".")
+        #expect(configuration.kafkaProperties == [property: value])
+        #expect(notices.isEmpty)
+        #expect(throws: ConfigurationError(setting: name, message: "librdkafka has no property \(property)")) {
+            try configuration.checkKafkaProperties()
+        }
+    }
+
+    @Test func takesASettingsOwnNameForTheSettingNotAServiceLink() {
+        // A Service `purger-http` makes the kubelet set this.
+        let refused = error(["PURGER_HTTP_PORT": "tcp://10.96.0.9:9464"])
+        #expect(refused?.setting == "PURGER_HTTP_PORT")
+        #expect(refused?.message.hasPrefix(#"must be an integer from 0 to 65535, got "tcp://10.96.0.9:9464""#) == true)
+        #expect(refused?.message.contains("enableServiceLinks: false") == true)
+        #expect(refused?.description.contains("\n") == false)
+    }
+
+    @Test func warnsAboutAMistypedSettingWithTheNearestName() throws {
+        let (configuration, notices) = try PurgerConfiguration.loadWithNotices(environment: [
+            "PURGER_BATCH_MAX_SIZ": "50", "DATOCMS_API_TOKN": secret, "purger_log_level": "debug",
+            "PURGER_NONSENSE": "1", "PURGERS": "not ours", "HOME": "/root",
+        ])
+        #expect(configuration.batchMaxSize == 200)
+        #expect(
+            notices == [
+                .unknownVariable("DATOCMS_API_TOKN", suggestion: "DATOCMS_API_TOKEN"),
+                .unknownVariable("PURGER_BATCH_MAX_SIZ", suggestion: "PURGER_BATCH_MAX_SIZE"),
+                .unknownVariable("PURGER_NONSENSE", suggestion: nil),
+                .unknownVariable("purger_log_level", suggestion: "PURGER_LOG_LEVEL"),
+            ])
+        #expect(notices.allSatisfy { $0.level == .warning })
+        #expect(
+            notices[1].description == "PURGER_BATCH_MAX_SIZ is not a setting; did you mean PURGER_BATCH_MAX_SIZE?")
+        #expect(notices[2].description == "PURGER_NONSENSE is not a setting; it is ignored")
+        for notice in notices { #expect(!notice.description.contains(secret)) }
+    }
+
+    @Test func warnsAboutALowerCaseKafkaVariableThatReachesNothing() throws {
+        let (configuration, notices) = try PurgerConfiguration.loadWithNotices(environment: ["kafka_acks": "all"])
+        #expect(configuration.kafkaProperties.isEmpty)
+        #expect(notices == [.unknownVariable("kafka_acks", suggestion: "KAFKA_ACKS")])
+    }
+
+    @Test func stillPassesRealLibrdkafkaPropertiesAndRefusesUnknownOnes() throws {
+        var environment = Self.serviceLinks
+        environment["KAFKA_SASL_MECHANISMS"] = "PLAIN"
+        environment["KAFKA_NOT_A_PROPERTY"] = "x"
+        let configuration = try load(environment)
+        #expect(configuration.kafkaProperties == ["sasl.mechanisms": "PLAIN", "not.a.property": "x"])
+        // `run` turns this error into its one line and exit code 2.
+        #expect(
+            throws: ConfigurationError(
+                setting: "KAFKA_NOT_A_PROPERTY", message: "librdkafka has no property not.a.property")
+        ) { try configuration.checkKafkaProperties() }
+    }
+
+    @Test func redactsPassphrasesAmongKafkaProperties() throws {
+        let configuration = try load(["KAFKA_SASL_OAUTHBEARER_ASSERTION_PRIVATE_KEY_PASSPHRASE": "pp-value"])
+        #expect(!configuration.description.contains("pp-value"))
     }
 }
