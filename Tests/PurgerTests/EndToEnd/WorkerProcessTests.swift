@@ -139,7 +139,7 @@ struct WorkerProcessTests {
         #expect(!consumer.keys.contains("debug") && !consumer.values.contains { $0.hasPrefix("0x") })
     }
 
-    @Test func printMetricsListsTheContractMetrics() async throws {
+    @Test func printMetricsListsAtLeastTheContractMetrics() async throws {
         let result = try await WorkerProcess.run(["run", "--print-metrics"], environment: [:])
         #expect(result.status == 0, "\(result.stderr)")
         let names = Set(result.stdout.split(separator: "\n").map(String.init))
@@ -152,7 +152,8 @@ struct WorkerProcessTests {
             "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
             "purger_end_to_end_latency_seconds",
         ]
-        #expect(names == contract, "\(result.stdout)")
+        #expect(contract.isSubset(of: names), "missing: \(contract.subtracting(names).sorted())")
+        #expect(names.allSatisfy { $0.hasPrefix("purger_") }, "\(result.stdout)")
     }
 
     @Test func simulatorWritesItsBannerAtOnceToAPipeAndExitsCleanlyOnSIGTERM() async throws {
