@@ -64,11 +64,15 @@ public final class CMASimulator: Sendable {
         await task?.value
     }
 
-    /// Serves until the surrounding task is cancelled (for a service group or the `simulator` command).
-    public func run() async throws {
+    /// Serves until the surrounding task is cancelled or, in a service group, until graceful shutdown, which
+    /// lets the server finish open requests and return normally (for the `simulator` command).
+    /// `onListening` receives the base URL once the server is bound.
+    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         try await serve { port in
-            self.server.withLock { $0.baseURL = "http://\(self.configuration.host):\(port)" }
+            let url = "http://\(self.configuration.host):\(port)"
+            self.server.withLock { $0.baseURL = url }
             self.logger.info("CMA simulator listening", metadata: ["port": "\(port)"])
+            onListening(url)
         }
     }
 

@@ -4,7 +4,9 @@ import Metrics
 
 /// The worker's metrics (CONTRACT section 7), reported through swift-metrics; the API client reports its own
 /// (`purger_api_requests_total`, rate-limit waits, job durations, polls per job).
-struct PurgerMetrics: Sendable {
+///
+/// A new instrument made on demand by a method must also be made in ``registerEveryInstrument()``.
+public struct PurgerMetrics: Sendable {
     let requestsConsumed = Counter(label: "purger_requests_consumed_total")
     let batchesSubmitted = Counter(label: "purger_batches_submitted_total")
     let batchSize = Recorder(label: "purger_batch_size", aggregate: true)
@@ -14,6 +16,15 @@ struct PurgerMetrics: Sendable {
     let pausedPartitions = Gauge(label: "purger_paused_partitions")
     let endToEndLatency = Metrics.Timer(label: "purger_end_to_end_latency_seconds", preferredDisplayUnit: .seconds)
     let deadLetters = Counter(label: "purger_dead_letters_total")
+
+    /// Makes every instrument once, with placeholder labels (and values), so that the bootstrapped backend knows
+    /// all their names (`upload-purger run --print-metrics`). Never call it in a process that exports metrics.
+    public static func registerEveryInstrument() {
+        let metrics = PurgerMetrics()
+        metrics.invalidRequest(code: "placeholder")
+        metrics.completion(status: "placeholder")
+        metrics.consumerLag([TopicPartition(topic: "placeholder", partition: 0): 0])
+    }
 
     func invalidRequest(code: String) {
         Counter(label: "purger_invalid_requests_total", dimensions: [("code", code)]).increment()

@@ -19,6 +19,9 @@ struct RunCommand: AsyncParsableCommand {
             start-up with exit code 2 and one line naming it.
 
             \(SettingsTable.render())
+
+            --print-settings and --print-metrics print the settings (and the librdkafka properties the worker sets) \
+            as JSON lines and the exported metric names, for tools, and exit.
             """
     )
 
@@ -33,6 +36,8 @@ struct RunCommand: AsyncParsableCommand {
             print(Self.helpMessage())
             return
         }
+        if settings == ["--print-settings"] { return try await WorkerFacts.printSettings() }
+        if settings == ["--print-metrics"] { return try await WorkerFacts.printMetrics() }
         let configuration: PurgerConfiguration
         let notices: [ConfigurationNotice]
         let required: (kafkaBootstrapServers: String, apiToken: APIToken)

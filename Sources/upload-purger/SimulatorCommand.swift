@@ -47,32 +47,48 @@ struct SimulatorCommand: AsyncParsableCommand {
                 jobBaseDuration: .milliseconds(jobBaseMs), jobPerUploadDuration: .milliseconds(jobPerUploadMs),
                 faults: faultOptions.faults),
             logger: logger)
-        let baseURL = try await simulator.start()
-        print("CMA simulator listening")
-        print("  DATOCMS_BASE_URL=\(baseURL)")
-        print("  DATOCMS_API_TOKEN=\(token)")
-        print("  environments: (primary)\(environment.map { ", \($0)" }.joined())")
-        print("  stats: \(baseURL)/_simulator/stats")
-        if printIDs > 0 {
-            for name in [nil] + environment.map({ Optional($0) }) {
-                let ids = simulator.uploadIDs(environment: name).prefix(printIDs).map(\.rawValue)
-                print("  ids in \(name ?? "(primary)"): \(ids.joined(separator: " "))")
-            }
-        }
+        let banner = Banner(token: token, environments: environment, printIDs: printIDs)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [SimulatorService(simulator: simulator)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: [SimulatorService(simulator: simulator, banner: banner)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
 
-/// Keeps the started simulator serving until the service group shuts down.
+/// Serves until the service group shuts down gracefully (SIGTERM, SIGINT): the server stops accepting, finishes
+/// open requests and returns, so the command exits 0 without an error line.
 private struct SimulatorService: Service {
     let simulator: CMASimulator
+    let banner: Banner
 
     func run() async throws {
-        try? await gracefulShutdown()
-        await simulator.shutdown()
+        try await simulator.run { baseURL in banner.write(baseURL: baseURL, simulator: simulator) }
+    }
+}
+
+/// What the simulator prints once it listens: what a worker needs to use it.
+private struct Banner: Sendable {
+    let token: String
+    let environments: [String]
+    let printIDs: Int
+
+    /// Writes the banner to standard output at once. `print` would go through stdio, which buffers whole blocks
+    /// when standard output is a pipe (`docker compose logs` would show nothing until the simulator exits).
+    func write(baseURL: String, simulator: CMASimulator) {
+        var lines = [
+            "CMA simulator listening",
+            "  DATOCMS_BASE_URL=\(baseURL)",
+            "  DATOCMS_API_TOKEN=\(token)",
+            "  environments: (primary)\(environments.map { ", \($0)" }.joined())",
+            "  stats: \(baseURL)/_simulator/stats",
+        ]
+        if printIDs > 0 {
+            for name in [nil] + environments.map({ Optional($0) }) {
+                let ids = simulator.uploadIDs(environment: name).prefix(printIDs).map(\.rawValue)
+                lines.append("  ids in \(name ?? "(primary)"): \(ids.joined(separator: " "))")
+            }
+        }
+        FileHandle.standardOutput.write(Data(lines.map { $0 + "\n" }.joined().utf8))
     }
 }

@@ -214,6 +214,9 @@ struct ReadEvent: Decodable, Sendable {
     var error: String?
     var attempts: Int
     var polls: Int
+    var first_enqueued_at: String?
+    var submitted_at: String?
+    var completed_at: String?
 
     init(_ message: KafkaMessage) throws {
         self = try JSONDecoder().decode(ReadEvent.self, from: Data(message.value ?? []))

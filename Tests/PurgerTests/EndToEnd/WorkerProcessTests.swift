@@ -1,6 +1,7 @@
 import DatoCMS
 import Foundation
 import Kafka
+import Purger
 import Testing
 
 /// The `upload-purger` binary as operators run it, against the mock cluster and the simulator of this process.
@@ -86,6 +87,16 @@ struct WorkerProcessTests {
         ] {
             #expect(metrics.contains(name), "metric \(name)")
         }
+        // `run --print-metrics` (what ops/check-deploy-files checks alerts and the dashboard against) lists every
+        // name a working worker exports.
+        let listed = try await WorkerProcess.run(["run", "--print-metrics"], environment: [:])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let exported = Set(
+            metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE purger_") }.map {
+                String($0.split(separator: " ")[2])
+            })
+        #expect(!exported.isEmpty)
+        #expect(exported.subtracting(listed.stdout.split(separator: "\n").map(String.init)).isEmpty, "\(listed.stdout)")
 
         worker.signal(SIGTERM)
         let status = await worker.waitForExit(timeout: .seconds(40))
@@ -101,6 +112,69 @@ struct WorkerProcessTests {
         #expect(!metrics.contains(token), "token in metrics")
         #expect(!events.contains { String(decoding: $0.value ?? [], as: UTF8.self).contains(token) }, "token in events")
         await fixture.simulator.shutdown()
+    }
+
+    @Test func printSettingsListsTheSettingsTableAndTheConsumerDefaultsAsJSONLines() async throws {
+        let result = try await WorkerProcess.run(["run", "--print-settings"], environment: [:])
+        #expect(result.status == 0, "\(result.stderr)")
+        let objects = try result.stdout.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+        }
+        let settings = objects.filter { $0["name"] != nil }
+        #expect(settings.compactMap { $0["name"] as? String } == PurgerConfiguration.settings.map(\.environmentName))
+        let batch = try #require(settings.first { $0["name"] as? String == "PURGER_BATCH_MAX_SIZE" })
+        #expect(batch["flag"] as? String == "--batch-max-size" && batch["default"] as? String == "200")
+        #expect(
+            batch["meaning"] as? String
+                == PurgerConfiguration.settings.first { $0.flagName == "batch-max-size" }?.meaning)
+        #expect(settings.first { $0["name"] as? String == "KAFKA_<PROPERTY>" }?["flag"] is NSNull)
+        var consumer: [String: String] = [:]
+        for object in objects where object["client"] as? String == "consumer" {
+            consumer[try #require(object["librdkafka"] as? String)] = object["value"] as? String
+        }
+        // What the README promises; librdkafka spells earliest "smallest".
+        #expect(consumer["auto.offset.reset"] == "smallest", "\(consumer)")
+        #expect(consumer["enable.auto.offset.store"] == "false")
+        #expect(consumer["partition.assignment.strategy"] == "cooperative-sticky")
+        #expect(!consumer.keys.contains("debug") && !consumer.values.contains { $0.hasPrefix("0x") })
+    }
+
+    @Test func printMetricsListsAtLeastTheContractMetrics() async throws {
+        let result = try await WorkerProcess.run(["run", "--print-metrics"], environment: [:])
+        #expect(result.status == 0, "\(result.stderr)")
+        let names = Set(result.stdout.split(separator: "\n").map(String.init))
+        // CONTRACT section 7, and the API client's instruments.
+        let contract: Set = [
+            "purger_requests_consumed_total", "purger_invalid_requests_total", "purger_dead_letters_total",
+            "purger_batches_submitted_total", "purger_batches_completed_total", "purger_batch_size",
+            "purger_uploads_deleted_total", "purger_api_requests_total", "purger_rate_limit_waits_total",
+            "purger_rate_limit_wait_seconds", "purger_job_duration_seconds", "purger_polls_per_job",
+            "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
+            "purger_end_to_end_latency_seconds",
+        ]
+        #expect(contract.isSubset(of: names), "missing: \(contract.subtracting(names).sorted())")
+        #expect(names.allSatisfy { $0.hasPrefix("purger_") }, "\(result.stdout)")
+    }
+
+    @Test func simulatorWritesItsBannerAtOnceToAPipeAndExitsCleanlyOnSIGTERM() async throws {
+        let simulator = try WorkerProcess(
+            arguments: ["simulator", "--port", "0", "--token", "banner-token", "--uploads", "50", "--print-ids", "2"],
+            environment: [:])
+        // Standard output is a pipe: the banner must arrive while the simulator runs, not when it exits.
+        let bannered = await eventually { simulator.stdout.contains("ids in staging: ") }
+        #expect(bannered, "banner: \(simulator.stdout)")
+        #expect(simulator.isRunning)
+        let banner = simulator.stdout
+        #expect(banner.contains("DATOCMS_API_TOKEN=banner-token"))
+        let baseURL = banner.split(separator: "\n").first { $0.contains("DATOCMS_BASE_URL=") }
+            .map { String($0.split(separator: "=", maxSplits: 1)[1]) }
+        let stats = await httpGet("\(baseURL ?? "?")/_simulator/stats")
+        #expect(stats?.status == 200, "the banner's base URL serves: \(banner)")
+
+        simulator.signal(SIGTERM)
+        let status = await simulator.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(simulator.stderr)")
+        #expect(!simulator.stderr.lowercased().contains("error"), "\(simulator.stderr)")
     }
 
     @Test func killedWorkersLoseNothing() async throws {
