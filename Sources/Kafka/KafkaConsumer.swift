@@ -2,6 +2,7 @@ import CRdKafka
 import Dispatch
 import Foundation
 public import Logging
+import Synchronization
 
 /// A member of a Kafka consumer group that stores offsets only when told to.
 ///
@@ -190,14 +191,21 @@ public final class KafkaConsumer: Sendable {
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(result) }
     }
 
-    /// Commits the stored offsets and waits for the broker's answer. Nothing to commit is not an error.
+    /// Commits the stored offsets and waits for the broker's answer. Nothing to commit is not an error. A
+    /// cancelled caller stops waiting at once (``KafkaError/interrupted``); the commit itself goes on.
     public func commit() async throws(KafkaError) {
         let handle = self.handle
-        let result: rd_kafka_resp_err_t = await withCheckedContinuation { continuation in
-            commitQueue.async { continuation.resume(returning: rd_kafka_commit(handle.pointer, nil, 0)) }
+        let answer = CommitAnswer()
+        let result: rd_kafka_resp_err_t = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                guard answer.install(continuation) else { return }
+                commitQueue.async { answer.finish(rd_kafka_commit(handle.pointer, nil, 0)) }
+            }
+        } onCancel: {
+            answer.finish(RD_KAFKA_RESP_ERR__INTR)
         }
         guard result == RD_KAFKA_RESP_ERR_NO_ERROR || result == RD_KAFKA_RESP_ERR__NO_OFFSET else {
-            throw KafkaError(result)
+            throw result == RD_KAFKA_RESP_ERR__INTR ? .interrupted : KafkaError(result)
         }
     }
 
@@ -335,5 +343,35 @@ extension KafkaMessage {
             index += 1
         }
         return result
+    }
+}
+
+/// The one answer of a commit: librdkafka's, or an interruption when the waiting task is cancelled first.
+private final class CommitAnswer: Sendable {
+    private let state = Mutex<State>(.waiting(nil))
+
+    private enum State {
+        case waiting(CheckedContinuation<rd_kafka_resp_err_t, Never>?)
+        case answered
+    }
+
+    /// Takes the continuation; `false` (and the continuation resumed) when the caller was cancelled already.
+    func install(_ continuation: CheckedContinuation<rd_kafka_resp_err_t, Never>) -> Bool {
+        let installed = state.withLock { state in
+            guard case .waiting = state else { return false }
+            state = .waiting(continuation)
+            return true
+        }
+        if !installed { continuation.resume(returning: RD_KAFKA_RESP_ERR__INTR) }
+        return installed
+    }
+
+    func finish(_ result: rd_kafka_resp_err_t) {
+        let continuation = state.withLock { state -> CheckedContinuation<rd_kafka_resp_err_t, Never>? in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .answered
+            return continuation
+        }
+        continuation?.resume(returning: result)
     }
 }

@@ -45,6 +45,10 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension KafkaError {
+    /// The waiting caller was cancelled; the operation itself may still complete.
+    public static let interrupted = KafkaError(
+        code: .interrupted, message: "cancelled while waiting", isRetriable: false)
+
     /// A librdkafka error code (`rd_kafka_resp_err_t`): negative values are client-side, positive ones come
     /// from the broker.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
@@ -111,6 +115,8 @@ extension KafkaError {
         public static let coordinatorLoadInProgress = Code(RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS)
         /// A network error on the broker side.
         public static let networkException = Code(RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION)
+        /// The operation was interrupted (the waiting task was cancelled).
+        public static let interrupted = Code(RD_KAFKA_RESP_ERR__INTR)
         /// The commit carried a group generation that has ended (the member rejoined meanwhile).
         public static let illegalGeneration = Code(RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
         /// The group is rebalancing: a commit may succeed once the rebalance is through.

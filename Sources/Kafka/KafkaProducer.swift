@@ -79,8 +79,14 @@ public final class KafkaProducer: Sendable {
             guard !poller.stopping.load(ordering: .acquiring) else {
                 throw KafkaError(code: .destroyed, message: "producer is closed", isRetriable: false)
             }
-            let result: Result<DeliveryReport, KafkaError> = await withCheckedContinuation { continuation in
-                enqueue(record, pending: PendingDelivery(continuation))
+            // A cancelled send returns at once with `interrupted`; the record may still be delivered.
+            let pending = PendingDelivery()
+            let result: Result<DeliveryReport, KafkaError> = await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    if pending.install(continuation) { enqueue(record, pending: pending) }
+                }
+            } onCancel: {
+                pending.finish(.failure(.interrupted))
             }
             switch result {
             case .failure(let error) where error.code == .queueFull:
@@ -164,11 +170,32 @@ private final class DeliveryPoller: Sendable {
 
 /// One send waiting for its delivery report; retained by librdkafka's per-message opaque until then.
 private final class PendingDelivery: Sendable {
-    private let continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>
+    private let state = Mutex<State>(.waiting(nil))
 
-    init(_ continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) {
-        self.continuation = continuation
+    private enum State {
+        case waiting(CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>?)
+        case finished
     }
 
-    func finish(_ result: Result<DeliveryReport, KafkaError>) { continuation.resume(returning: result) }
+    /// Takes the continuation to resume; `false` (and the continuation resumed with `interrupted`) when the send
+    /// was cancelled before it could be enqueued.
+    func install(_ continuation: CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>) -> Bool {
+        let installed = state.withLock { state in
+            guard case .waiting = state else { return false }
+            state = .waiting(continuation)
+            return true
+        }
+        if !installed { continuation.resume(returning: .failure(.interrupted)) }
+        return installed
+    }
+
+    /// Resumes the waiting sender once; later calls (a delivery report after a cancellation) do nothing.
+    func finish(_ result: Result<DeliveryReport, KafkaError>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Result<DeliveryReport, KafkaError>, Never>? in
+            guard case .waiting(let continuation) = state else { return nil }
+            state = .finished
+            return continuation
+        }
+        continuation?.resume(returning: result)
+    }
 }

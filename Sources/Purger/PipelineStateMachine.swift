@@ -31,8 +31,8 @@ public struct PipelineStateMachine: Sendable {
         public var maxPendingDeadLetters = 1000
         /// Pause before a commit the group refused because it was rebalancing is tried again.
         public var commitRetryDelay: Duration = .milliseconds(100)
-        /// How long the last commit before finishing may take at least (a drain that ends early leaves it the rest
-        /// of its budget).
+        /// How long the last commit before finishing may take (while partitions reported lost may still come back,
+        /// up to the end of the drain's budget).
         public var finalCommitTimeout: Duration = .seconds(5)
         /// The least time between two commits of finished work while nothing is being revoked or drained. Every
         /// commit is a chance to race a group rebalance (a commit carrying the old generation makes librdkafka
@@ -85,7 +85,8 @@ public struct PipelineStateMachine: Sendable {
         case stopRequested
         /// Something the worker cannot go on after.
         case failed(WorkerError)
-        /// The worker's task was cancelled: stop at once, submitting nothing more, committing what finished.
+        /// The worker's task was cancelled: stop at once, submitting nothing more, storing what finished (closing the
+        /// consumer commits it).
         case cancelled
     }
 
@@ -165,6 +166,9 @@ public struct PipelineStateMachine: Sendable {
     private var revocation: Revocation?
     /// Partitions whose assignment librdkafka reported lost, until the next assignment.
     private var limbo: Set<TopicPartition> = []
+    /// The end of the drain's budget, once the drain is over: partitions lost during the last commit may come back
+    /// until then.
+    private var drainDeadline: ContinuousClock.Instant?
     private var commits = Commits()
     /// The partitions this member owns now.
     public private(set) var assigned: Set<TopicPartition> = []
@@ -205,7 +209,8 @@ public struct PipelineStateMachine: Sendable {
         if let retryAt = commits.retryAt { deadlines.append(retryAt) }
         if let nextCommit { deadlines.append(nextCommit) }
         switch lifecycle {
-        case .draining(let deadline), .finishing(_, _, let deadline): deadlines.append(deadline)
+        case .draining(let deadline): deadlines.append(deadline)
+        case .finishing(_, _, let deadline): deadlines.append(finishingDeadline(deadline))
         case .running, .stopped: break
         }
         return deadlines.min()
@@ -255,10 +260,12 @@ public struct PipelineStateMachine: Sendable {
         case .failed(let error):
             fail(error, now: now, into: &actions)
         case .cancelled:
-            switch lifecycle {
-            case .running, .draining: finish(nil, now: now, keepingDrainBudget: false, into: &actions)
-            case .finishing, .stopped: break
-            }
+            // Nothing can be awaited any more (a commit would be cancelled too): store what finished, which closing
+            // the consumer commits, and finish.
+            storeFinished(into: &actions)
+            lifecycle = .stopped
+            actions.append(.finish(nil))
+            return actions
         }
         advance(now: now, into: &actions)
         return actions
@@ -445,7 +452,7 @@ public struct PipelineStateMachine: Sendable {
         advanceDrain(now: now, into: &actions)
         startCommit(now: now, into: &actions)
         if case .finishing(let error, let commit, let deadline) = lifecycle,
-            (commits.landed >= commit && limbo.isEmpty) || now >= deadline
+            (commits.landed >= commit && limbo.isEmpty) || now >= finishingDeadline(deadline)
         {
             if let revocation {
                 actions.append(.completeRevocation(revocation.partitions))
@@ -456,6 +463,13 @@ public struct PipelineStateMachine: Sendable {
             return
         }
         applyBackpressure(into: &actions)
+    }
+
+    /// The last commit's own deadline, extended to the end of the drain's budget while lost partitions may still
+    /// come back.
+    private func finishingDeadline(_ deadline: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        guard !limbo.isEmpty, let drainDeadline else { return deadline }
+        return max(deadline, drainDeadline)
     }
 
     private mutating func submitReady(into actions: inout [Action]) {
@@ -504,17 +518,11 @@ public struct PipelineStateMachine: Sendable {
     }
 
     /// Ends the work: stores what is finished (never more), and commits it before finishing.
-    private mutating func finish(
-        _ error: WorkerError?, now: ContinuousClock.Instant, keepingDrainBudget: Bool = true,
-        into actions: inout [Action]
-    ) {
+    private mutating func finish(_ error: WorkerError?, now: ContinuousClock.Instant, into actions: inout [Action]) {
         storeFinished(into: &actions)
-        var deadline = now.advanced(by: configuration.finalCommitTimeout)
-        // A drain that ends early leaves its budget to the last commit (a rebalance may hold it up).
-        if error == nil, keepingDrainBudget, case .draining(let drainDeadline) = lifecycle {
-            deadline = max(deadline, drainDeadline)
-        }
-        lifecycle = .finishing(error: error, commit: requestCommit(), deadline: deadline)
+        if case .draining(let deadline) = lifecycle { drainDeadline = deadline }
+        lifecycle = .finishing(
+            error: error, commit: requestCommit(), deadline: now.advanced(by: configuration.finalCommitTimeout))
     }
 
     private mutating func forget(_ partitions: Set<TopicPartition>) {

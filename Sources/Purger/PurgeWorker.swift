@@ -1,6 +1,6 @@
 public import DatoCMS
 import Foundation
-public import Kafka
+import Kafka
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -12,54 +12,27 @@ import Synchronization
 /// `shutdownTimeout`, offsets committed, group left) and throws ``WorkerError/tokenRejected(_:)`` when the API
 /// refuses the token: then it stops consuming, stores no offset past unfinished work, and leaves.
 public final class PurgeWorker: Service, Sendable {
-    /// What the worker needs from the configuration, already validated.
+    /// What the worker runs with: the validated configuration and the broker list `run` requires.
     public struct Settings: Sendable {
+        /// The validated configuration.
+        public var configuration: PurgerConfiguration
         /// The broker list.
         public var bootstrapServers: String
-        /// The consumer group.
-        public var groupID: String
-        /// librdkafka properties passed through to both clients.
-        public var kafkaProperties: [String: String]
-        /// Input, results and dead-letter topics.
-        public var requestsTopic: String
-        /// See ``requestsTopic``.
-        public var resultsTopic: String
-        /// See ``requestsTopic``.
-        public var dlqTopic: String
-        /// Ids per bulk operation.
-        public var batchMaxSize: Int
-        /// Longest wait of an id for its batch to fill.
-        public var batchMaxWait: Duration
-        /// Submitted jobs not yet completed above which partitions are paused.
-        public var maxInFlightJobs: Int
-        /// Drain budget on shutdown and on revocation.
-        public var shutdownTimeout: Duration
-        /// The environment of requests that name none (`nil` = primary).
-        public var defaultEnvironment: String?
-        /// How often librdkafka reports consumer lag.
-        public var statisticsInterval: Duration
+        /// How often librdkafka reports statistics (consumer lag).
+        public var statisticsInterval: Duration = .seconds(5)
 
         /// Settings from a validated configuration, for `run`.
         public init(configuration: PurgerConfiguration, bootstrapServers: String) {
+            self.configuration = configuration
             self.bootstrapServers = bootstrapServers
-            groupID = configuration.kafkaGroupID
-            kafkaProperties = configuration.kafkaProperties
-            requestsTopic = configuration.requestsTopic
-            resultsTopic = configuration.resultsTopic
-            dlqTopic = configuration.dlqTopic
-            batchMaxSize = configuration.batchMaxSize
-            batchMaxWait = configuration.batchMaxWait
-            maxInFlightJobs = configuration.maxInFlightJobs
-            shutdownTimeout = configuration.shutdownTimeout
-            defaultEnvironment = configuration.datocmsEnvironment
-            statisticsInterval = .seconds(5)
         }
     }
 
     private let settings: Settings
-    private let client: CMAClient
-    private let logger: Logger
-    private let metrics = PurgerMetrics()
+    var configuration: PurgerConfiguration { settings.configuration }
+    let client: CMAClient
+    let logger: Logger
+    let metrics = PurgerMetrics()
     /// A copy of the machine's observable state after every event, for health checks and tests; the machine
     /// itself belongs to the loop in ``run()``.
     private let observed = Mutex(Observation())
@@ -112,24 +85,27 @@ public final class PurgeWorker: Service, Sendable {
     public func run() async throws {
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(
-                bootstrapServers: settings.bootstrapServers, properties: settings.kafkaProperties),
+                bootstrapServers: settings.bootstrapServers, properties: configuration.kafkaProperties),
             logger: logger)
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
-                bootstrapServers: settings.bootstrapServers, groupID: settings.groupID,
-                properties: settings.kafkaProperties, statisticsInterval: settings.statisticsInterval),
+                bootstrapServers: settings.bootstrapServers, groupID: configuration.kafkaGroupID,
+                properties: configuration.kafkaProperties, statisticsInterval: settings.statisticsInterval),
             logger: logger, revocations: .byApplication)
-        try consumer.subscribe(topics: [settings.requestsTopic])
+        try consumer.subscribe(topics: [configuration.requestsTopic])
         logger.info(
             "Worker started",
-            metadata: ["topic": "\(settings.requestsTopic)", "group": "\(settings.groupID)"])
+            metadata: ["topic": "\(configuration.requestsTopic)", "group": "\(configuration.kafkaGroupID)"])
         observed.withLock { $0.consuming = true }
 
         let fatal = await work(consumer: consumer, producer: producer)
 
         observed.withLock { $0.consuming = false }
-        await consumer.close(timeout: settings.shutdownTimeout)
-        await producer.close(timeout: .seconds(5))
+        // Both clients close at once, each within a few seconds: the work is over, leaving must not outlast the
+        // shutdown budget by more than its documented margin.
+        async let consumerClosed: Void = consumer.close(timeout: Self.closeTimeout)
+        async let producerClosed: Void = producer.close(timeout: Self.closeTimeout)
+        _ = await (consumerClosed, producerClosed)
         if let fatal {
             logger.error("Worker stopped", metadata: ["error": "\(fatal)"])
             throw fatal
@@ -142,11 +118,11 @@ public final class PurgeWorker: Service, Sendable {
     private func work(consumer: KafkaConsumer, producer: KafkaProducer) async -> WorkerError? {
         var machine = PipelineStateMachine(
             configuration: PipelineStateMachine.Configuration(
-                maxInFlightJobs: settings.maxInFlightJobs, shutdownTimeout: settings.shutdownTimeout,
+                maxInFlightJobs: configuration.maxInFlightJobs, shutdownTimeout: configuration.shutdownTimeout,
                 jobTimeout: client.configuration.jobTimeout),
             batcher: Batcher(
-                maxSize: settings.batchMaxSize, maxWait: settings.batchMaxWait,
-                defaultEnvironment: settings.defaultEnvironment))
+                maxSize: configuration.batchMaxSize, maxWait: configuration.batchMaxWait,
+                defaultEnvironment: configuration.datocmsEnvironment))
         return await withTaskGroup(of: PipelineStateMachine.Event?.self) { group in
             group.addTask { await self.checkAPI() }
             group.addTask {
@@ -284,7 +260,7 @@ public final class PurgeWorker: Service, Sendable {
     /// One cheap request at start-up: proves the API answers (readiness) and fails fast on a rejected token.
     private func checkAPI() async -> PipelineStateMachine.Event? {
         do {
-            try await client.ping(environment: settings.defaultEnvironment)
+            try await client.ping(environment: configuration.datocmsEnvironment)
             return .apiAnswered
         } catch {
             if error.kind == .fatal { return .failed(.tokenRejected(error)) }
@@ -305,102 +281,6 @@ public final class PurgeWorker: Service, Sendable {
                     "Bulk operation failed", metadata: ["batch_id": "\(operation.batchID)", "error": "\(error)"])
             }
             return .jobFailed(operation.batchID, error)
-        }
-    }
-
-    private func publish(
-        _ publication: PipelineStateMachine.Publication, producer: KafkaProducer
-    ) async -> PipelineStateMachine.Event {
-        let event = publication.event
-        let outcome = publication.outcome
-        do {
-            try await publish(
-                KafkaRecord(
-                    topic: settings.resultsTopic, key: Array(event.batchID.description.utf8), value: event.jsonBytes()),
-                producer: producer)
-            for (message, deadLetter) in publication.deadLetters {
-                try await publishDeadLetter(message, deadLetter, producer: producer)
-            }
-        } catch {
-            return .publishFailed(error)
-        }
-        metrics.uploadsSuccessful.increment(by: outcome.successful)
-        metrics.uploadsFailed.increment(by: outcome.failed)
-        metrics.completion(status: outcome.status.rawValue)
-        for requestedAt in publication.requestedAt {
-            metrics.endToEnd(since: requestedAt, until: outcome.completedAt)
-        }
-        logger.debug(
-            "Bulk operation reported",
-            metadata: [
-                "batch_id": "\(event.batchID)", "job_id": "\(event.jobID ?? "-")",
-                "status": "\(outcome.status.rawValue)", "successful": "\(outcome.successful)",
-            ])
-        return .published(publication.batchID)
-    }
-
-    /// Sends `message` unchanged to the dead-letter topic with the reason in headers. A value too large for the
-    /// dead-letter topic (a request far above 1 MiB) goes without its value and with a `purger.value.omitted`
-    /// header giving its size, rather than stopping the worker on a message it could never deliver.
-    private func publishDeadLetter(
-        _ message: KafkaMessage, _ deadLetter: DeadLetter, producer: KafkaProducer
-    ) async throws(KafkaError) {
-        metrics.deadLetters.increment()
-        let headers = deadLetter.headers.map { KafkaHeader(name: $0.key, value: $0.value) }
-        do {
-            try await publish(
-                KafkaRecord(topic: settings.dlqTopic, key: message.key, value: message.value, headers: headers),
-                producer: producer)
-        } catch  where error.code == .messageSizeTooLarge {
-            logger.warning(
-                "Dead letter too large for its topic; sent without its value",
-                metadata: ["bytes": "\(message.value?.count ?? 0)", "offset": "\(message.offset)"])
-            try await publish(
-                KafkaRecord(
-                    topic: settings.dlqTopic, key: message.key, value: nil,
-                    headers: headers + [KafkaHeader(name: "purger.value.omitted", text: "\(message.value?.count ?? 0)")]
-                ),
-                producer: producer)
-        }
-    }
-
-    /// How often a record whose delivery failed with a retriable error is sent again before the worker gives up.
-    static let maximumResends = 3
-
-    /// Sends `record` until the broker acknowledges it, sending it again (after a short pause) when delivery
-    /// failed with a retriable error: a transient broker fault must not stop the worker. A resend may publish the
-    /// record twice, never lose it (at-least-once). Other errors, and the last retriable one, are thrown.
-    private func publish(_ record: KafkaRecord, producer: KafkaProducer) async throws(KafkaError) {
-        var resends = 0
-        while true {
-            do {
-                _ = try await producer.send(record)
-                return
-            } catch  where error.isRetriable && !error.isFatal && resends < Self.maximumResends && !Task.isCancelled {
-                resends += 1
-                logger.warning(
-                    "Publishing failed; sending again",
-                    metadata: ["topic": "\(record.topic)", "error": "\(error)", "resend": "\(resends)"])
-                try? await Task.sleep(for: .milliseconds(200 * resends))
-            }
-        }
-    }
-}
-
-/// Why the worker stopped with an error.
-public enum WorkerError: Error, Sendable, CustomStringConvertible {
-    /// The API refused the token (401/403).
-    case tokenRejected(CMAError)
-    /// Kafka failed in a way the worker cannot work around (a fatal client error, an undeliverable result).
-    case kafka(KafkaError)
-    /// The worker's own bookkeeping disagreed with itself; a bug.
-    case internalInconsistency(String)
-
-    public var description: String {
-        switch self {
-        case .tokenRejected(let error): "the DatoCMS API rejected the token: \(error)"
-        case .kafka(let error): "Kafka failed: \(error)"
-        case .internalInconsistency(let message): "internal inconsistency: \(message)"
         }
     }
 }

@@ -52,7 +52,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// The worker's settings for this strategy.
     func workerSettings(_ base: PurgeWorker.Settings) -> PurgeWorker.Settings {
         var settings = base
-        if self == .uploadPurgerInFlight16 { settings.maxInFlightJobs = 16 }
+        if self == .uploadPurgerInFlight16 { settings.configuration.maxInFlightJobs = 16 }
         return settings
     }
 }

@@ -7,6 +7,7 @@ import Metrics
 import Prometheus
 import Purger
 import ServiceLifecycle
+import UnixSignals
 
 /// `upload-purger run`: the worker, configured by environment variables and same-named flags.
 struct RunCommand: AsyncParsableCommand {
@@ -76,11 +77,9 @@ struct RunCommand: AsyncParsableCommand {
                 OperationsServer.make(port: configuration.httpPort, registry: registry, worker: worker, logger: logger))
         }
         services.append(worker)
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: logger))
         do {
-            try await group.run()
+            try await Self.run(group, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("upload-purger: \(error)\n".utf8))
             throw ExitCode(1)
@@ -88,7 +87,39 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
+/// Why `run` ended before its drain.
+struct StoppedAtOnce: Error, CustomStringConvertible {
+    var description: String {
+        "stopped at once on a second signal; requests not yet finished stay uncommitted and are redone on the next start"
+    }
+}
+
 extension RunCommand {
+    /// Runs `group` until it ends. The first SIGTERM or SIGINT starts the graceful shutdown (the worker drains
+    /// within its budget); a second one during the drain cancels the group, which stops at once, storing nothing
+    /// unfinished, and `run` exits 1.
+    static func run(_ group: ServiceGroup, logger: Logger) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                var signals = 0
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    signals += 1
+                    if signals == 1 {
+                        logger.info("Signal received; draining", metadata: ["signal": "\(signal)"])
+                        await group.triggerGracefulShutdown()
+                    } else {
+                        logger.warning("Second signal received; stopping at once", metadata: ["signal": "\(signal)"])
+                        throw StoppedAtOnce()
+                    }
+                }
+            }
+            // The group ending (or the second signal) ends the run; the other task is cancelled.
+            try await tasks.next()
+            tasks.cancelAll()
+        }
+    }
+
     /// Prometheus with buckets that fit what is measured: batches hold up to 200 ids, jobs take seconds to
     /// minutes, and a request may wait minutes behind a backlog.
     static func metricsFactory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {

@@ -3,7 +3,7 @@ import Kafka
 import Synchronization
 import Testing
 
-@Suite("Kafka consumer on the mock cluster", .serialized, .timeLimit(.minutes(2)))
+@Suite("Kafka consumer on the mock cluster", .serialized, .timeLimit(.minutes(5)))
 struct KafkaConsumerTests {
     @Test func deliversEveryMessageOnceInPartitionOrderWithHeaders() async throws {
         let fixture = try KafkaFixture()

@@ -2,7 +2,7 @@ import Foundation
 import Kafka
 import Testing
 
-@Suite("Kafka faults on the mock cluster", .serialized, .timeLimit(.minutes(2)))
+@Suite("Kafka faults on the mock cluster", .serialized, .timeLimit(.minutes(5)))
 struct KafkaFaultTests {
     @Test func retriableProduceErrorsAreRetriedWithoutDuplicates() async throws {
         let fixture = try KafkaFixture()

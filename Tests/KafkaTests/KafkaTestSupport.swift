@@ -74,7 +74,7 @@ let testLogger: Logger = {
 
 /// Polls until `done` says enough was received or `timeout` passes; returns everything received.
 func consume(
-    _ consumer: KafkaConsumer, timeout: Duration = .seconds(30),
+    _ consumer: KafkaConsumer, timeout: Duration = .seconds(90),
     until done: ([KafkaMessage]) -> Bool
 ) async throws -> [KafkaMessage] {
     var received: [KafkaMessage] = []
@@ -87,7 +87,7 @@ func consume(
 
 /// Polls (serving rebalances) until `condition` holds or `timeout` passes; returns what was received meanwhile.
 func poll(
-    _ consumer: KafkaConsumer, timeout: Duration = .seconds(30), until condition: () throws -> Bool
+    _ consumer: KafkaConsumer, timeout: Duration = .seconds(90), until condition: () throws -> Bool
 ) async throws -> [KafkaMessage] {
     var received: [KafkaMessage] = []
     let deadline = ContinuousClock.now.advanced(by: timeout)
@@ -117,7 +117,7 @@ final class RevokingMember: Sendable {
     var committedAtRevocation: Bool { state.withLock { $0.committedAtRevocation } }
 
     /// Polls, processing messages (recorded, offsets stored) and rebalances, until `condition` holds.
-    func poll(timeout: Duration = .seconds(40), until condition: @Sendable () -> Bool) async throws {
+    func poll(timeout: Duration = .seconds(90), until condition: @Sendable () -> Bool) async throws {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while !condition(), ContinuousClock.now < deadline {
             var offsets: [TopicPartition: Int64] = [:]

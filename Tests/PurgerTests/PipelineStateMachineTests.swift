@@ -461,6 +461,17 @@ import Testing
         #expect(harness.handle(.published(job.batchID)).isEmpty, "nothing happens after the finish")
     }
 
+    @Test func aCancelledWorkerStoresWhatFinishedAndFinishesAtOnce() throws {
+        var harness = Harness(maxInFlight: 2, commitsLandAtOnce: false)
+        let jobs = harness.consume([uploadIDs(1...3), uploadIDs(4...6)], from: 0).submitted
+        harness.handle(.stopRequested)
+        harness.complete(jobs[0])
+        let cancelled = harness.handle(.cancelled)
+        #expect(cancelled.finishes.count == 1, "no commit is awaited")
+        #expect(harness.stored == [Self.partition(0): 1], "offset 1 is unfinished")
+        #expect(harness.handle(.jobFinished(jobs[1].batchID, Self.outcome(jobs[1], status: .completed))).isEmpty)
+    }
+
     @Test func theLastCommitIsAwaitedOnlyUntilItsTimeout() throws {
         var harness = Harness(shutdownTimeout: .seconds(3), commitsLandAtOnce: false)
         harness.handle(.stopRequested)
