@@ -110,6 +110,12 @@ public final class CMASimulator: Sendable {
         state.withLock { $0.releaseJobs() }
     }
 
+    /// From now on, takes every request and answers none: an API behind a proxy that hangs, for tests of what
+    /// waits on it.
+    public func stopAnswering() {
+        state.withLock { $0.silenced = true }
+    }
+
     /// Jobs held and not released.
     public var heldJobCount: Int { state.withLock { $0.heldJobs } }
 
@@ -156,6 +162,10 @@ public final class CMASimulator: Sendable {
     private func respond(
         to request: Request, route: SimulatedRequest.Route, context: SimulatorRequestContext
     ) async -> Response {
+        // A silenced API takes every request and answers none (until the server stops).
+        while state.withLock({ $0.silenced }) {
+            guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { break }
+        }
         var body: [UInt8] = []
         if case .bulkDestroy = route {
             var request = request

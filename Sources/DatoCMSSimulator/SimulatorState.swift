@@ -49,6 +49,8 @@ struct SimulatorState {
 
     /// Whether jobs started now are held until released.
     var holding = false
+    /// Whether requests are taken and never answered (``CMASimulator/stopAnswering()``).
+    var silenced = false
     /// Jobs started whose result nobody has seen yet.
     var openJobs = 0
 

@@ -56,7 +56,12 @@ struct BoundedShutdownTests {
         await fixture.simulator.shutdown()
     }
 
-    @Test func sigtermMidRunWithTheAPIGoneEndsWithinTheBudgetAndStoresNothingUnfinished() async throws {
+    enum APIFault: String, CaseIterable, Sendable {
+        case refusesConnections, neverAnswers
+    }
+
+    @Test(arguments: APIFault.allCases)
+    func sigtermMidRunWithTheAPIDownEndsWithinTheBudgetAndStoresNothingUnfinished(_ fault: APIFault) async throws {
         let fixture = try await PipelineFixture(
             simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200)))
         let group = "shutdown-\(UUID())"
@@ -66,13 +71,19 @@ struct BoundedShutdownTests {
         environment["PURGER_BATCH_MAX_SIZE"] = "20"
         let stopped = try await Self.stop(environment: environment) {
             _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
-            // Jobs are in flight, and from now on every request is refused.
-            await fixture.simulator.shutdown()
+            // Jobs are in flight, and from now on no request gets an answer.
+            switch fault {
+            case .refusesConnections: await fixture.simulator.shutdown()
+            case .neverAnswers: fixture.simulator.stopAnswering()
+            }
         }
-        print("SIGTERM mid-run, API gone: exit \(stopped.status.map(String.init) ?? "none") after \(stopped.seconds) s")
+        print(
+            "SIGTERM mid-run, API \(fault.rawValue): exit \(stopped.status.map(String.init) ?? "none") after "
+                + "\(stopped.seconds) s")
         #expect(stopped.status == 0, "\(stopped.stderr.suffix(2000))")
         #expect(stopped.seconds < Self.limit.secondsValue, "ended \(stopped.seconds) s after SIGTERM")
         try await Self.expectNothingUnfinishedCommitted(group: group, fixture: fixture)
+        await fixture.simulator.shutdown()
     }
 
     @Test func sigtermMidRunWithTheBrokersDownEndsWithinTheBudgetAndStoresNothingUnfinished() async throws {
