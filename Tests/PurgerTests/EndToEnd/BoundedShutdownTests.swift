@@ -62,15 +62,9 @@ struct BoundedShutdownTests {
 
     @Test(arguments: APIFault.allCases)
     func sigtermMidRunWithTheAPIDownEndsWithinTheBudgetAndStoresNothingUnfinished(_ fault: APIFault) async throws {
-        let fixture = try await PipelineFixture(
-            simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200)))
-        let group = "shutdown-\(UUID())"
-        try await Self.produceRequests(600, fixture: fixture)
-        var environment = fixture.processEnvironment(group: group, httpPort: 0)
-        environment["PURGER_SHUTDOWN_TIMEOUT_S"] = "\(Self.budget)"
-        environment["PURGER_BATCH_MAX_SIZE"] = "20"
+        let (fixture, group, environment) = try await Self.midRun(budget: Self.budget)
         let stopped = try await Self.stop(environment: environment) {
-            _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
+            try await Self.waitForWork(fixture)
             // Jobs are in flight, and from now on no request gets an answer.
             switch fault {
             case .refusesConnections: await fixture.simulator.shutdown()
@@ -87,15 +81,9 @@ struct BoundedShutdownTests {
     }
 
     @Test func sigtermMidRunWithTheBrokersDownEndsWithinTheBudgetAndStoresNothingUnfinished() async throws {
-        let fixture = try await PipelineFixture(
-            simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200)))
-        let group = "shutdown-\(UUID())"
-        try await Self.produceRequests(600, fixture: fixture)
-        var environment = fixture.processEnvironment(group: group, httpPort: 0)
-        environment["PURGER_SHUTDOWN_TIMEOUT_S"] = "\(Self.budget)"
-        environment["PURGER_BATCH_MAX_SIZE"] = "20"
+        let (fixture, group, environment) = try await Self.midRun(budget: Self.budget)
         let stopped = try await Self.stop(environment: environment) {
-            _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
+            try await Self.waitForWork(fixture)
             for broker in Int32(1)...3 { try fixture.cluster.setBrokerDown(broker) }
         }
         print(
@@ -109,15 +97,9 @@ struct BoundedShutdownTests {
     }
 
     @Test func aSecondSigtermDuringTheDrainStopsAtOnceAndStoresNothingUnfinished() async throws {
-        let fixture = try await PipelineFixture(
-            simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200)))
-        let group = "shutdown-\(UUID())"
-        try await Self.produceRequests(600, fixture: fixture)
-        var environment = fixture.processEnvironment(group: group, httpPort: 0)
-        environment["PURGER_SHUTDOWN_TIMEOUT_S"] = "300"
-        environment["PURGER_BATCH_MAX_SIZE"] = "20"
+        let (fixture, group, environment) = try await Self.midRun(budget: 300)
         let worker = try WorkerProcess(arguments: ["run"], environment: environment)
-        _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
+        try await Self.waitForWork(fixture)
         // Held jobs never finish: the drain would last its whole budget.
         fixture.simulator.holdJobs()
         #expect(await eventually(timeout: .seconds(60)) { fixture.simulator.heldJobCount > 0 })
@@ -137,6 +119,23 @@ struct BoundedShutdownTests {
     }
 
     // MARK: - Helpers
+
+    /// A fixture with 600 requests waiting, and the environment of a worker for them with `budget` seconds to drain.
+    static func midRun(budget: Int) async throws -> (PipelineFixture, String, [String: String]) {
+        let fixture = try await PipelineFixture(
+            simulator: PipelineFixture.fastSimulator(jobBaseDuration: .milliseconds(200)))
+        let group = "shutdown-\(UUID())"
+        try await produceRequests(600, fixture: fixture)
+        var environment = fixture.processEnvironment(group: group, httpPort: 0)
+        environment["PURGER_SHUTDOWN_TIMEOUT_S"] = "\(budget)"
+        environment["PURGER_BATCH_MAX_SIZE"] = "20"
+        return (fixture, group, environment)
+    }
+
+    /// Waits until the worker has published a few completion events: it is mid-run, with more work in flight.
+    static func waitForWork(_ fixture: PipelineFixture) async throws {
+        _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
+    }
 
     static func produceRequests(_ count: Int, fixture: PipelineFixture) async throws {
         let uploads = distinctUploads(fixture, count: count)
