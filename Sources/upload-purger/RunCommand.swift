@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import Prometheus
 import Purger
+import PurgerCommandLine
 import ServiceLifecycle
 
 /// `upload-purger run`: the worker, configured by environment variables and same-named flags.

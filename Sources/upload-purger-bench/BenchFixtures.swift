@@ -24,7 +24,7 @@ struct BenchFixtures {
         requestPartitions: Int32, uploads: Int, inUseFraction: Double, rateLimit: RateLimit, jobBase: Duration,
         jobPerUpload: Duration, jobJitter: Double, logger: Logger
     ) async throws -> BenchFixtures {
-        var quiet = Logger(label: "upload-purger.bench.simulator")
+        var quiet = Logger(label: "upload-purger-bench.simulator")
         quiet.logLevel = .critical
         let cluster = try MockCluster(brokers: 1, logger: logger)
         try cluster.createTopic(requestsTopic, partitions: requestPartitions)

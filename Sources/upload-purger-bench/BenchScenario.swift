@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// What `upload-purger bench` measures.
+/// What `upload-purger-bench` measures.
 enum BenchScenario: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// Request strategies side by side on the same workload (in process).
     case strategies
