@@ -15,6 +15,8 @@ final class BenchCollector: Sendable {
         var failed = 0
         var byStatus: [String: Int] = [:]
         var lastCompletion: Date?
+        /// The earliest `first_enqueued_at`: when the worker took in the first request it reported on.
+        var firstEnqueued: Date?
     }
 
     private let state = Mutex(Snapshot())
@@ -49,6 +51,7 @@ final class BenchCollector: Sendable {
             let event = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
             let completed = (event["completed_at"] as? String).flatMap(formatter.date(from:))
         else { return }
+        let enqueued = (event["first_enqueued_at"] as? String).flatMap(formatter.date(from:))
         let requests = (event["requests"] as? [[String: Any]] ?? []).compactMap { $0["request_id"] as? String }
         state.withLock { tally in
             tally.events += 1
@@ -59,6 +62,7 @@ final class BenchCollector: Sendable {
                 tally.completedAt[request] = max(tally.completedAt[request] ?? completed, completed)
             }
             tally.lastCompletion = max(tally.lastCompletion ?? completed, completed)
+            if let enqueued { tally.firstEnqueued = min(tally.firstEnqueued ?? enqueued, enqueued) }
         }
     }
 }

@@ -23,9 +23,9 @@ struct BenchCommand: AsyncParsableCommand {
             latency; getrusage and /proc/self/status give CPU and peak memory of the whole process (simulator and \
             mock broker included).
 
-            --scenario consume: reads the same topic with a plain consumer and through the worker's consume path \
-            (decode, batch, offset bookkeeping; no API calls), --runs times each, alternating; reports messages/s \
-            and their ratio (medians).
+            --scenario consume: reads the same topic with a plain consumer and with the real worker (PurgeWorker in \
+            this process, defaults but a 100 ms batch wait) against a simulator with no effective rate limit and \
+            instant jobs, --runs times each, alternating; reports messages/s and their ratio (medians).
 
             --scenario backlog: produces --requests requests (one upload id each) to the mock cluster, starts one \
             `upload-purger run` child process (the binary next to this one) on it and the simulator, and reads the child's VmRSS/VmHWM from \
@@ -42,7 +42,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            Deletion requests (per strategy). Default: 2000 for strategies, 200000 for consume, 1000000 for backlog, \
+            Deletion requests (per strategy). Default: 2000 for strategies, 20000 for consume, 1000000 for backlog, \
             3000 for replicas.
             """)
     var requests: Int?
@@ -98,7 +98,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("worker-env"),
         help: ArgumentHelp(
-            "(backlog, replicas) NAME=VALUE added to the workers' environment (repeatable).", valueName: "NAME=VALUE"))
+            "(consume, backlog, replicas) NAME=VALUE added to the workers' settings (repeatable).",
+            valueName: "NAME=VALUE"))
     var workerEnvironment: [String] = []
 
     @Option(help: "Write the results (with the per-second samples) as JSON here.")

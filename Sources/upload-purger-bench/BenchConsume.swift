@@ -1,35 +1,51 @@
+import DatoCMS
 import DatoCMSSimulator
 import Foundation
 import Kafka
 import Logging
 import Purger
+import ServiceLifecycle
 import Synchronization
 
-/// The `consume` scenario: how fast the worker's consume path (read, decode, batch, offset bookkeeping; no API
-/// calls) gets through a topic, against a plain consumer that reads the same topic and does nothing with it.
+/// The `consume` scenario: how fast the worker gets through a topic when nothing outside it holds it back, against
+/// a plain consumer that reads the same topic and does nothing with it.
 ///
-/// Both read with the project's `KafkaConsumer` in the worker's shape (polls of up to 200 messages, 100 ms
-/// timeout), each run in a new consumer group from the earliest offset, alternating which goes first. The rate is
-/// counted from the first message to the last, so joining the group is not part of it.
+/// - **plain**: the project's `KafkaConsumer` in the worker's shape (polls of up to 200 messages, 100 ms timeout),
+///   in a new consumer group from the earliest offset, counted from the first message to the last, so that joining
+///   the group is not part of it.
+/// - **worker**: the real `PurgeWorker` in this process (shipped defaults, but a 100 ms batch wait, so that the
+///   last partial batch does not wait 2 s), in a new consumer group, against a fresh simulator holding every id of
+///   the topic, with no effective rate limit (100,000 requests / 100 ms) and instant jobs, and a client whose first
+///   poll goes out at once. Everything the worker does is in the figure: decoding, batching, offset bookkeeping,
+///   the bulk-destroy and job-result requests over loopback HTTP, the completion events, the offset commits. It is
+///   counted from the earliest `first_enqueued_at` to the latest `completed_at` of the completion events, so
+///   joining the group is not part of it either.
+///
+/// Each run reads the topic once each way, alternating which goes first.
 struct BenchConsume {
     var requests: Int
     var maxIDsPerRequest: Int
     var partitions: Int32
     var runs: Int
+    /// Settings for the worker, as `NAME=VALUE` environment variables over the scenario's own (`--worker-env`).
+    var workerEnvironment: [String: String] = [:]
     var logger: Logger
 
-    private static let topic = "upload-deletion-requests"
+    /// The simulator's budget: no worker gets near it.
+    static let unlimited = RateLimit(requests: 100_000, window: .milliseconds(100))
 
     /// One reading of the whole topic.
     struct Reading: Sendable, Codable {
         var messagesPerSecond: Double
-        /// Whole-process CPU seconds per 100,000 messages (the mock broker serving the fetches included).
+        /// Whole-process CPU seconds per 100,000 messages: the mock broker serving the fetches included, and for the
+        /// worker the simulator and the results reader too.
         var cpuPer100k: Double
     }
 
     /// One pair of readings, side by side.
     struct Run: Sendable, Codable {
         var plain: Reading
+        /// The worker's reading (the field keeps the name it had when it measured a copy of the worker's path).
         var pipeline: Reading
         var ratio: Double { pipeline.messagesPerSecond / max(plain.messagesPerSecond, 0.001) }
     }
@@ -41,7 +57,8 @@ struct BenchConsume {
         var partitions: Int32
         var meanValueBytes: Double
         var runs: [Run]
-        /// Batches the pipeline formed per reading, and the ids they carried (every id of the topic).
+        /// Completion events (batches) the worker published per reading, and the ids they carried (every id of the
+        /// topic).
         var batchesPerReading: Int
         var idsPerReading: Int
         var complete: Bool
@@ -52,101 +69,102 @@ struct BenchConsume {
     }
 
     func run() async throws -> Result {
-        let cluster = try MockCluster(brokers: 1, logger: logger)
-        try cluster.createTopic(Self.topic, partitions: partitions)
+        let cluster = try BenchFixtures.startCluster(requestPartitions: partitions, logger: logger)
+        let sizes = BenchWorkload.sizes(count: requests, maxIDsPerRequest: maxIDsPerRequest, seed: 2026)
+        let uploads = sizes.reduce(0, +)
+        let token = "bench-\(UUID().uuidString)"
+        func simulator() -> CMASimulator {
+            BenchFixtures.makeSimulator(
+                token: token, uploads: uploads, inUseFraction: 0, rateLimit: Self.unlimited, jobBase: .zero,
+                jobPerUpload: .zero, jobJitter: 0)
+        }
+        BenchReport.progress("bench: seeding the simulator with \(uploads) uploads…")
+        var nextSimulator: CMASimulator? = simulator()
+        let pool = nextSimulator!.uploadIDs(environment: nil)
+        let workload = BenchWorkload(sizes: sizes, pool: pool)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let maxIDs = maxIDsPerRequest
-        let sizes = (0..<requests).map { Self.size(of: $0, maxIDs: maxIDs) }
         let totalBytes = Atomic<Int>(0)
-        BenchReport.progress("bench: producing \(requests) requests to \(partitions) partitions…")
+        let requests = workload.requests
+        BenchReport.progress("bench: producing \(self.requests) requests to \(partitions) partitions…")
         try await BenchTopic.produce(
-            count: requests, topic: Self.topic, partitions: partitions, bootstrapServers: cluster.bootstrapServers,
-            logger: logger
+            count: requests.count, topic: BenchFixtures.requestsTopic, partitions: partitions,
+            bootstrapServers: cluster.bootstrapServers, logger: logger
         ) { index in
-            let value = Self.value(index: index, size: sizes[index], requestedAt: stamp)
+            let value = BenchWorkload.value(of: requests[index], requestedAt: stamp)
             totalBytes.add(value.count, ordering: .relaxed)
             return value
         }
-        let uploads = sizes.reduce(0, +)
         var runs: [Run] = []
         var complete = true
         var batches = 0
         var ids = 0
         while runs.count < self.runs {
-            let pipelineFirst = runs.count % 2 == 1
+            let workerFirst = runs.count % 2 == 1
             var plain: Reading?
-            var pipeline: Reading?
-            for usePipeline in pipelineFirst ? [true, false] : [false, true] {
-                let (reading, counts) = try await read(cluster: cluster, pipeline: usePipeline)
-                if usePipeline {
-                    pipeline = reading
+            var worker: Reading?
+            for useWorker in workerFirst ? [true, false] : [false, true] {
+                if useWorker {
+                    // Every reading deletes every id, so each gets a fresh simulator (same seed, same ids).
+                    let fresh = nextSimulator ?? simulator()
+                    nextSimulator = nil
+                    let (reading, counts) = try await readWithWorker(
+                        cluster: cluster, simulator: fresh, token: token, reading: runs.count + 1)
+                    worker = reading
                     batches = counts.batches
                     ids = counts.ids
-                    complete = complete && counts.messages == requests && counts.ids == uploads
+                    complete =
+                        complete && counts.messages == requests.count && counts.ids == uploads
+                        && counts.deleted == uploads && counts.doubleDeletions == 0
+                        && fresh.uploadIDs(environment: nil) == pool
                 } else {
+                    let (reading, counts) = try await readPlain(cluster: cluster)
                     plain = reading
-                    complete = complete && counts.messages == requests
+                    complete = complete && counts.messages == requests.count
                 }
             }
-            let run = Run(plain: plain!, pipeline: pipeline!)
+            let run = Run(plain: plain!, pipeline: worker!)
             BenchReport.progress(
                 "bench:   run \(runs.count + 1): plain \(BenchReport.format(run.plain.messagesPerSecond, 0)) msg/s, "
-                    + "worker path \(BenchReport.format(run.pipeline.messagesPerSecond, 0)) msg/s, "
+                    + "worker \(BenchReport.format(run.pipeline.messagesPerSecond, 0)) msg/s, "
                     + "ratio \(BenchReport.format(run.ratio, 3))")
             runs.append(run)
         }
         return Result(
-            requests: requests, uploads: uploads, partitions: partitions,
-            meanValueBytes: Double(totalBytes.load(ordering: .relaxed)) / Double(max(requests, 1)), runs: runs,
+            requests: requests.count, uploads: uploads, partitions: partitions,
+            meanValueBytes: Double(totalBytes.load(ordering: .relaxed)) / Double(max(requests.count, 1)), runs: runs,
             batchesPerReading: batches, idsPerReading: ids, complete: complete)
     }
 
-    private struct Counts {
+    /// What one reading got through.
+    struct Counts {
+        /// Messages read (plain), or requests reported in completion events (worker).
         var messages = 0
+        /// Completion events (worker).
         var batches = 0
+        /// Ids the completion events carried (worker).
         var ids = 0
+        /// Uploads the simulator deleted, and deleted again (worker).
+        var deleted = 0
+        var doubleDeletions = 0
     }
 
-    /// Reads the whole topic in a new group; with `pipeline`, every message goes through the worker's bookkeeping
-    /// as `PurgeWorker` drives it, each flushed batch finishing at once (no API call).
-    private func read(cluster: MockCluster, pipeline: Bool) async throws -> (Reading, Counts) {
+    /// Reads the whole topic in a new group, doing nothing with the messages.
+    private func readPlain(cluster: MockCluster) async throws -> (Reading, Counts) {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: cluster.bootstrapServers, groupID: "bench-consume-\(UUID().uuidString)"),
             logger: logger)
-        try consumer.subscribe(topics: [Self.topic])
-        let state = Mutex(PipelineState(batcher: Batcher(maxSize: 200, maxWait: .milliseconds(2000))))
+        try consumer.subscribe(topics: [BenchFixtures.requestsTopic])
         var counts = Counts()
-        func finish(_ operations: [BulkOperation]) {
-            for operation in operations {
-                counts.batches += 1
-                counts.ids += operation.uploadIDs.count
-                state.withLock { state in
-                    _ = state.finish(operation.batchID)
-                    state.offsetsStored(state.batchAcknowledged(operation.batchID))
-                }
-            }
-        }
         var first: (at: ContinuousClock.Instant, count: Int, cpu: Double)?
         let deadline = ContinuousClock.now.advanced(by: .seconds(300))
         while counts.messages < requests, ContinuousClock.now < deadline {
             let messages = try await consumer.poll(maxMessages: 200, timeout: .milliseconds(100))
-            let afterPoll = ContinuousClock.now
             if first == nil, !messages.isEmpty {
-                first = (afterPoll, messages.count, BenchResourceUsage.cpuSeconds())
+                first = (ContinuousClock.now, messages.count, BenchResourceUsage.cpuSeconds())
             }
             counts.messages += messages.count
-            guard pipeline else { continue }
-            let wallNow = Date()
-            for message in messages {
-                switch state.withLock({ $0.accept(message, now: afterPoll, wallNow: wallNow) }) {
-                case .batched(let operations): finish(operations)
-                case .deadLetter, .duplicate: break
-                }
-            }
-            finish(state.withLock { $0.flushDue(now: afterPoll) })
         }
-        if pipeline { finish(state.withLock { $0.flushAll() }) }
         let end = ContinuousClock.now
         let cpu = BenchResourceUsage.cpuSeconds()
         await consumer.close(timeout: .seconds(2))
@@ -162,38 +180,59 @@ struct BenchConsume {
         )
     }
 
-    // MARK: - Workload
-
-    /// Ids in request `index`: 1 to `maxIDs`, uniformly, from a seed per request.
-    static func size(of index: Int, maxIDs: Int) -> Int {
-        var random = SplitMix64(seed: 2026 &+ UInt64(index) &* 0x9E37_79B9)
-        return Int(random.next() % UInt64(maxIDs)) + 1
-    }
-
-    /// A deletion request as upstream writes it (CONTRACT §2): a request id, `size` distinct upload ids (nine in
-    /// ten in the 22-character form from the seed, one in ten legacy decimal ids
-    /// made from `index`, so that no id repeats) and a `requested_at` time.
-    static func value(index: Int, size: Int, requestedAt: String) -> [UInt8] {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        var random = SplitMix64(seed: 7 &+ UInt64(index) &* 0xBF58_476D)
-        var json = Array(#"{"request_id":"bench-\#(index)","upload_ids":["#.utf8)
-        for position in 0..<size {
-            if position > 0 { json.append(UInt8(ascii: ",")) }
-            json.append(UInt8(ascii: "\""))
-            if random.next() % 10 == 9 {
-                json.append(contentsOf: String(index * 1_000 + position + 1).utf8)
-            } else {
-                var bits = random.next()
-                for character in 0..<22 {
-                    if character == 10 { bits = random.next() }
-                    json.append(alphabet[Int(bits & 63)])
-                    bits >>= 6
-                }
+    /// Runs a `PurgeWorker` in a new group on the topic, against `simulator`, until every request has a completion
+    /// event on a results topic of this reading's own, then shuts it down.
+    private func readWithWorker(
+        cluster: MockCluster, simulator: CMASimulator, token: String, reading: Int
+    ) async throws -> (Reading, Counts) {
+        let resultsTopic = "\(BenchFixtures.resultsTopic)-\(reading)"
+        try cluster.createTopic(resultsTopic, partitions: 3)
+        let baseURL = try await simulator.start()
+        var configuration = try PurgerConfiguration.load(
+            environment: ["PURGER_BATCH_MAX_WAIT_MS": "100"].merging(workerEnvironment) { _, given in given }.merging([
+                "KAFKA_GROUP_ID": "bench-consume-\(UUID().uuidString)", "PURGER_RESULTS_TOPIC": resultsTopic,
+            ]) { _, own in own })
+        configuration.rateLimit = Self.unlimited
+        let client = CMAClient(
+            configuration: CMAClientConfiguration(
+                apiToken: APIToken(token), baseURL: baseURL, rateLimit: Self.unlimited,
+                pollSchedule: PollScheduler.Configuration(priorBase: .zero, priorPerUpload: .zero)),
+            logger: logger)
+        let worker = PurgeWorker(
+            settings: PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers),
+            client: client, logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
+        let collector = BenchCollector()
+        let cpuBefore = BenchResourceUsage.cpuSeconds()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                _ = try await collector.follow(
+                    topic: resultsTopic, bootstrapServers: cluster.bootstrapServers, expected: requests,
+                    timeout: .seconds(600), logger: logger)
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
             }
-            json.append(UInt8(ascii: "\""))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
-        json.append(contentsOf: #"],"requested_at":"\#(requestedAt)"}"#.utf8)
-        return json
+        let cpu = BenchResourceUsage.cpuSeconds() - cpuBefore
+        let stats = simulator.stats()
+        await simulator.shutdown()
+        let tally = collector.snapshot()
+        let counts = Counts(
+            messages: tally.completedAt.count, batches: tally.events, ids: tally.successful + tally.failed,
+            deleted: stats.deletions, doubleDeletions: stats.doubleDeletions)
+        guard let start = tally.firstEnqueued, let end = tally.lastCompletion, counts.messages > 0 else {
+            return (Reading(messagesPerSecond: 0, cpuPer100k: 0), counts)
+        }
+        return (
+            Reading(
+                messagesPerSecond: Double(counts.messages) / max(end.timeIntervalSince(start), 0.001),
+                cpuPer100k: cpu / Double(counts.messages) * 100_000),
+            counts
+        )
     }
 
     static func median(_ values: [Double]) -> Double {
