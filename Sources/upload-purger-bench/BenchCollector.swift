@@ -23,10 +23,13 @@ final class BenchCollector: Sendable {
 
     func snapshot() -> Snapshot { state.withLock { $0 } }
 
-    /// Reads `topic` until `expected` distinct requests are reported or `timeout` passes; true when all are.
-    func follow(topic: String, bootstrapServers: String, expected: Int, timeout: Duration, logger: Logger)
-        async throws -> Bool
-    {
+    /// Reads `topic` until `expected` distinct requests are reported, and the events carry at least `expectedIDs`
+    /// ids, or `timeout` passes; true when all are. (A request split over batches is reported by its first event;
+    /// the ids of its last one may still be on the way.)
+    func follow(
+        topic: String, bootstrapServers: String, expected: Int, expectedIDs: Int = 0, timeout: Duration,
+        logger: Logger
+    ) async throws -> Bool {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: bootstrapServers, groupID: "bench-reader-\(UUID().uuidString)"),
@@ -40,7 +43,9 @@ final class BenchCollector: Sendable {
             for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
                 record(message, formatter: formatter)
             }
-            complete = state.withLock { $0.completedAt.count >= expected }
+            complete = state.withLock {
+                $0.completedAt.count >= expected && $0.successful + $0.failed >= expectedIDs
+            }
         }
         await consumer.close(timeout: .seconds(2))
         return complete

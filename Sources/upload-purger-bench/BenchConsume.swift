@@ -108,7 +108,7 @@ struct BenchConsume {
                     let fresh = nextSimulator ?? simulator()
                     nextSimulator = nil
                     let (reading, counts) = try await readWithWorker(
-                        cluster: cluster, simulator: fresh, token: token, reading: runs.count + 1)
+                        cluster: cluster, simulator: fresh, token: token, uploads: uploads, reading: runs.count + 1)
                     worker = reading
                     batches = counts.batches
                     ids = counts.ids
@@ -180,10 +180,10 @@ struct BenchConsume {
         )
     }
 
-    /// Runs a `PurgeWorker` in a new group on the topic, against `simulator`, until every request has a completion
-    /// event on a results topic of this reading's own, then shuts it down.
+    /// Runs a `PurgeWorker` in a new group on the topic, against `simulator`, until every request and all
+    /// `uploads` ids are in completion events on a results topic of this reading's own, then shuts it down.
     private func readWithWorker(
-        cluster: MockCluster, simulator: CMASimulator, token: String, reading: Int
+        cluster: MockCluster, simulator: CMASimulator, token: String, uploads: Int, reading: Int
     ) async throws -> (Reading, Counts) {
         let resultsTopic = "\(BenchFixtures.resultsTopic)-\(reading)"
         try cluster.createTopic(resultsTopic, partitions: 3)
@@ -209,7 +209,7 @@ struct BenchConsume {
             do {
                 _ = try await collector.follow(
                     topic: resultsTopic, bootstrapServers: cluster.bootstrapServers, expected: requests,
-                    timeout: .seconds(600), logger: logger)
+                    expectedIDs: uploads, timeout: .seconds(600), logger: logger)
             } catch {
                 await group.triggerGracefulShutdown()
                 throw error
