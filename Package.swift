@@ -12,7 +12,8 @@ let package = Package(
     name: "upload-purger",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "upload-purger", targets: ["upload-purger"])
+        .executable(name: "upload-purger", targets: ["upload-purger"]),
+        .executable(name: "upload-purger-bench", targets: ["upload-purger-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -69,10 +70,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "PurgerCommandLine",
+            dependencies: [
+                "Purger",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "upload-purger",
             dependencies: [
                 "Purger",
+                "PurgerCommandLine",
                 "Kafka",
                 "DatoCMS",
                 "DatoCMSSimulator",
@@ -82,6 +93,22 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The benchmark: its own binary, so that none of its code ships in `upload-purger`. Its process scenarios
+        // start the `upload-purger` binary found next to it (build both products).
+        .executableTarget(
+            name: "upload-purger-bench",
+            dependencies: [
+                "Purger",
+                "PurgerCommandLine",
+                "Kafka",
+                "DatoCMS",
+                "DatoCMSSimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -99,6 +126,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "UploadPurgerBenchTests",
+            dependencies: ["upload-purger-bench", "DatoCMS", "DatoCMSSimulator", "Kafka", "Purger"],
             swiftSettings: strictSettings
         ),
     ],

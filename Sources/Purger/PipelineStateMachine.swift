@@ -35,9 +35,11 @@ public struct PipelineStateMachine: Sendable {
         /// up to the end of the drain's budget).
         public var finalCommitTimeout: Duration = .seconds(5)
         /// The least time between two commits of finished work while nothing is being revoked or drained. Every
-        /// commit is a chance to race a group rebalance (a commit carrying the old generation makes librdkafka
-        /// drop the whole assignment), so finished work is committed promptly but not after every batch.
-        public var commitInterval: Duration = .seconds(1)
+        /// commit can race a group rebalance: librdkafka 2.0.2 answers a commit sent while the member rejoins with
+        /// `ILLEGAL_GENERATION` once the new generation forms, drops the whole assignment, and a second such loss
+        /// can abort the process in its sticky assignor. So routine commits are as rare as librdkafka's own
+        /// auto-commit (which the worker turns off, to be the only committer).
+        public var commitInterval: Duration = .seconds(5)
 
         /// Limits for a worker.
         public init(maxInFlightJobs: Int, shutdownTimeout: Duration, jobTimeout: Duration) {
@@ -144,7 +146,8 @@ public struct PipelineStateMachine: Sendable {
         var running = false
         var retryAt: ContinuousClock.Instant?
         var refusals = 0
-        /// When the last commit started.
+        /// When the last commit started, or the assignment last changed: routine commits wait a commit interval
+        /// after either.
         var lastStartedAt: ContinuousClock.Instant?
         /// Whether a revocation or the finish waits for the requested commit (it then goes without delay).
         var urgent = false
@@ -278,6 +281,9 @@ public struct PipelineStateMachine: Sendable {
     ) {
         switch event {
         case .rebalance(.assigned(let partitions)):
+            // Rebalances come in bursts (replicas starting or stopping one after another): routine commits keep
+            // clear of the next round for a commit interval.
+            commits.lastStartedAt = now
             // Partitions lost a moment ago and given back (a commit raced a rebalance, and librdkafka dropped the
             // assignment) keep their work: redelivered messages are recognised, finished ones are stored again.
             let returned = limbo.intersection(partitions)
@@ -293,6 +299,7 @@ public struct PipelineStateMachine: Sendable {
                 }
             }
         case .rebalance(.revoked(let partitions, let lost)):
+            commits.lastStartedAt = now
             let revoked = Set(partitions)
             if lost {
                 // librdkafka let them go already. Their work is kept until the next assignment says whether they

@@ -90,7 +90,10 @@ public final class PurgeWorker: Service, Sendable {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: settings.bootstrapServers, groupID: configuration.kafkaGroupID,
-                properties: configuration.kafkaProperties, statisticsInterval: settings.statisticsInterval),
+                // The worker commits itself (see PipelineStateMachine.Configuration.commitInterval); an operator may
+                // still turn librdkafka's auto-commit back on.
+                properties: ["enable.auto.commit": "false"].merging(configuration.kafkaProperties) { $1 },
+                statisticsInterval: settings.statisticsInterval),
             logger: logger, revocations: .byApplication)
         try consumer.subscribe(topics: [configuration.requestsTopic])
         logger.info(

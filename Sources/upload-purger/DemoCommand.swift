@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import Purger
+import PurgerCommandLine
 import ServiceLifecycle
 
 /// `upload-purger demo`: the whole pipeline on embedded parts, with generated requests and a final accounting.

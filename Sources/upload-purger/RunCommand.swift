@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import Prometheus
 import Purger
+import PurgerCommandLine
 import ServiceLifecycle
 import UnixSignals
 

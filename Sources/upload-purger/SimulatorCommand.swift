@@ -3,6 +3,7 @@ import DatoCMS
 import DatoCMSSimulator
 import Foundation
 import Logging
+import PurgerCommandLine
 import ServiceLifecycle
 
 /// `upload-purger simulator`: the CMA simulator as a standalone HTTP server, for local stacks and users' tests.

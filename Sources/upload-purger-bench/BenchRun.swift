@@ -94,8 +94,8 @@ struct BenchRun {
             logger: logger)
         var configuration = try PurgerConfiguration.load(environment: [:])
         configuration.rateLimit = environment.rateLimit
-        let settings = strategy.workerSettings(
-            PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers))
+        let settings = PurgeWorker.Settings(
+            configuration: strategy.workerConfiguration(configuration), bootstrapServers: cluster.bootstrapServers)
 
         let collector = BenchCollector()
         let sampler = BenchSampler()

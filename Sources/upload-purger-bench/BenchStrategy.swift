@@ -2,7 +2,7 @@ import ArgumentParser
 import DatoCMS
 import Purger
 
-/// A way of turning deletion requests into API calls, compared by `upload-purger bench`.
+/// A way of turning deletion requests into API calls, compared by `upload-purger-bench`.
 enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// One bulk operation per request, the official client's linear polling, reacting to 429s only.
     case naive
@@ -49,10 +49,10 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         return configuration
     }
 
-    /// The worker's settings for this strategy.
-    func workerSettings(_ base: PurgeWorker.Settings) -> PurgeWorker.Settings {
-        var settings = base
-        if self == .uploadPurgerInFlight16 { settings.configuration.maxInFlightJobs = 16 }
-        return settings
+    /// The worker's configuration for this strategy (the worker reads it through `PurgeWorker.Settings`).
+    func workerConfiguration(_ base: PurgerConfiguration) -> PurgerConfiguration {
+        var configuration = base
+        if self == .uploadPurgerInFlight16 { configuration.maxInFlightJobs = 16 }
+        return configuration
     }
 }

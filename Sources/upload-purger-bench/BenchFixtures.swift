@@ -24,20 +24,37 @@ struct BenchFixtures {
         requestPartitions: Int32, uploads: Int, inUseFraction: Double, rateLimit: RateLimit, jobBase: Duration,
         jobPerUpload: Duration, jobJitter: Double, logger: Logger
     ) async throws -> BenchFixtures {
-        var quiet = Logger(label: "upload-purger.bench.simulator")
-        quiet.logLevel = .critical
+        let cluster = try startCluster(requestPartitions: requestPartitions, logger: logger)
+        let token = "bench-\(UUID().uuidString)"
+        let simulator = makeSimulator(
+            token: token, uploads: uploads, inUseFraction: inUseFraction, rateLimit: rateLimit, jobBase: jobBase,
+            jobPerUpload: jobPerUpload, jobJitter: jobJitter)
+        let baseURL = try await simulator.start()
+        return BenchFixtures(cluster: cluster, simulator: simulator, baseURL: baseURL, token: token)
+    }
+
+    /// A one-broker mock cluster with the three topics, `requestPartitions` for the requests.
+    static func startCluster(requestPartitions: Int32, logger: Logger) throws -> MockCluster {
         let cluster = try MockCluster(brokers: 1, logger: logger)
         try cluster.createTopic(requestsTopic, partitions: requestPartitions)
         try cluster.createTopic(resultsTopic, partitions: 3)
         try cluster.createTopic(deadLetterTopic, partitions: 1)
-        let token = "bench-\(UUID().uuidString)"
-        let simulator = CMASimulator(
+        return cluster
+    }
+
+    /// A simulator, not started yet, accepting `token` and holding `uploads` uploads in the primary environment.
+    /// The seed is fixed, so every simulator made with the same `uploads` holds the same ids.
+    static func makeSimulator(
+        token: String, uploads: Int, inUseFraction: Double, rateLimit: RateLimit, jobBase: Duration,
+        jobPerUpload: Duration, jobJitter: Double
+    ) -> CMASimulator {
+        var quiet = Logger(label: "upload-purger-bench.simulator")
+        quiet.logLevel = .critical
+        return CMASimulator(
             configuration: SimulatorConfiguration(
                 apiToken: token, environments: [nil], uploadsPerEnvironment: uploads, inUseFraction: inUseFraction,
                 seed: 42, rateLimit: rateLimit, jobBaseDuration: jobBase, jobPerUploadDuration: jobPerUpload,
                 jobJitter: jobJitter),
             logger: quiet)
-        let baseURL = try await simulator.start()
-        return BenchFixtures(cluster: cluster, simulator: simulator, baseURL: baseURL, token: token)
     }
 }

@@ -15,16 +15,21 @@ final class BenchCollector: Sendable {
         var failed = 0
         var byStatus: [String: Int] = [:]
         var lastCompletion: Date?
+        /// The earliest `first_enqueued_at`: when the worker took in the first request it reported on.
+        var firstEnqueued: Date?
     }
 
     private let state = Mutex(Snapshot())
 
     func snapshot() -> Snapshot { state.withLock { $0 } }
 
-    /// Reads `topic` until `expected` distinct requests are reported or `timeout` passes; true when all are.
-    func follow(topic: String, bootstrapServers: String, expected: Int, timeout: Duration, logger: Logger)
-        async throws -> Bool
-    {
+    /// Reads `topic` until `expected` distinct requests are reported, and the events carry at least `expectedIDs`
+    /// ids, or `timeout` passes; true when all are. (A request split over batches is reported by its first event;
+    /// the ids of its last one may still be on the way.)
+    func follow(
+        topic: String, bootstrapServers: String, expected: Int, expectedIDs: Int = 0, timeout: Duration,
+        logger: Logger
+    ) async throws -> Bool {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: bootstrapServers, groupID: "bench-reader-\(UUID().uuidString)"),
@@ -38,7 +43,9 @@ final class BenchCollector: Sendable {
             for message in try await consumer.poll(maxMessages: 1_000, timeout: .milliseconds(100)) {
                 record(message, formatter: formatter)
             }
-            complete = state.withLock { $0.completedAt.count >= expected }
+            complete = state.withLock {
+                $0.completedAt.count >= expected && $0.successful + $0.failed >= expectedIDs
+            }
         }
         await consumer.close(timeout: .seconds(2))
         return complete
@@ -49,6 +56,7 @@ final class BenchCollector: Sendable {
             let event = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
             let completed = (event["completed_at"] as? String).flatMap(formatter.date(from:))
         else { return }
+        let enqueued = (event["first_enqueued_at"] as? String).flatMap(formatter.date(from:))
         let requests = (event["requests"] as? [[String: Any]] ?? []).compactMap { $0["request_id"] as? String }
         state.withLock { tally in
             tally.events += 1
@@ -59,6 +67,7 @@ final class BenchCollector: Sendable {
                 tally.completedAt[request] = max(tally.completedAt[request] ?? completed, completed)
             }
             tally.lastCompletion = max(tally.lastCompletion ?? completed, completed)
+            if let enqueued { tally.firstEnqueued = min(tally.firstEnqueued ?? enqueued, enqueued) }
         }
     }
 }

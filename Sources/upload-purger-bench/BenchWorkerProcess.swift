@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 
-/// One `upload-purger run` child process started from this very binary, with its output in a log file and its
-/// memory read from `/proc/<pid>/status`.
+/// One `upload-purger run` child process, started from the `upload-purger` binary next to this one (both products
+/// of the package build into the same directory, `swift build --show-bin-path`), with its output in a log file and
+/// its memory read from `/proc/<pid>/status`.
 final class BenchWorkerProcess: Sendable {
     /// Memory of the process at one moment, from `/proc/<pid>/status`.
     struct Memory: Sendable, Codable {
@@ -22,9 +23,7 @@ final class BenchWorkerProcess: Sendable {
 
     /// Starts `upload-purger run` with `environment` (plus `PATH`), writing its output to `logPath`.
     init(environment: [String: String], logPath: String) throws {
-        guard let executable = Bundle.main.executableURL else {
-            throw BenchWorkerProcessError(message: "cannot tell where this binary is")
-        }
+        let executable = try Self.workerBinary()
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
             let log = FileHandle(forWritingAtPath: logPath)
         else {
@@ -39,6 +38,22 @@ final class BenchWorkerProcess: Sendable {
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         try process.run()
+    }
+
+    /// The shipped `upload-purger` binary in the directory of this process's executable (for the tests, the test
+    /// bundle's, which is the same build directory).
+    static func workerBinary() throws -> URL {
+        guard let own = Bundle.main.executableURL else {
+            throw BenchWorkerProcessError(message: "cannot tell where this binary is")
+        }
+        let binary = own.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("upload-purger")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            throw BenchWorkerProcessError(
+                message:
+                    "no upload-purger binary at \(binary.path): build it too (swift build --product upload-purger, "
+                    + "with the same -c as upload-purger-bench)")
+        }
+        return binary
     }
 
     var processIdentifier: Int32 { process.processIdentifier }

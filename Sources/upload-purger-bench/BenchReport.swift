@@ -87,7 +87,7 @@ enum BenchReport {
         let limited = results.map { rates($0.samples, \.rateLimited) }
         var body: [String] = []
         body.append(
-            ##"<text x="\##(left)" y="22" font-size="15" font-weight="bold">upload-purger bench: throughput and 429s over time</text>"##
+            ##"<text x="\##(left)" y="22" font-size="15" font-weight="bold">upload-purger-bench: throughput and 429s over time</text>"##
         )
         body.append(##"<text x="\##(left)" y="40" font-size="11" fill="#555">\##(escape(caption))</text>"##)
         let panels: [(title: String, series: [[(Double, Double)]], top: Double)] = [

@@ -2,12 +2,17 @@ import ArgumentParser
 import DatoCMS
 import Foundation
 import Logging
+import PurgerCommandLine
 
-/// `upload-purger bench`: the same requests through several strategies, each on a fresh mock cluster and simulator,
-/// measured side by side in one process.
+/// `upload-purger-bench`: the same requests through several strategies, each on a fresh mock cluster and simulator,
+/// measured side by side in one process; or one of the other scenarios.
+///
+/// A binary of its own, so that no benchmark code ships in `upload-purger`; the scenarios that need worker processes
+/// start the `upload-purger` binary next to this one.
+@main
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "upload-purger-bench",
         abstract:
             "Measure the worker: request strategies, consume path, memory under a backlog, replicas on one token.",
         discussion: """
@@ -18,12 +23,12 @@ struct BenchCommand: AsyncParsableCommand {
             latency; getrusage and /proc/self/status give CPU and peak memory of the whole process (simulator and \
             mock broker included).
 
-            --scenario consume: reads the same topic with a plain consumer and through the worker's consume path \
-            (decode, batch, offset bookkeeping; no API calls), --runs times each, alternating; reports messages/s \
-            and their ratio (medians).
+            --scenario consume: reads the same topic with a plain consumer and with the real worker (PurgeWorker in \
+            this process, defaults but a 100 ms batch wait) against a simulator with no effective rate limit and \
+            instant jobs, --runs times each, alternating; reports messages/s and their ratio (medians).
 
             --scenario backlog: produces --requests requests (one upload id each) to the mock cluster, starts one \
-            `upload-purger run` child process on it and the simulator, and reads the child's VmRSS/VmHWM from \
+            `upload-purger run` child process (the binary next to this one) on it and the simulator, and reads the child's VmRSS/VmHWM from \
             /proc/<pid>/status for --duration-s seconds or until the backlog is drained.
 
             --scenario replicas: --replicas `upload-purger run` child processes in one group share one token on \
@@ -37,7 +42,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            Deletion requests (per strategy). Default: 2000 for strategies, 200000 for consume, 1000000 for backlog, \
+            Deletion requests (per strategy). Default: 2000 for strategies, 20000 for consume, 1000000 for backlog, \
             3000 for replicas.
             """)
     var requests: Int?
@@ -93,7 +98,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(
         name: .customLong("worker-env"),
         help: ArgumentHelp(
-            "(backlog, replicas) NAME=VALUE added to the workers' environment (repeatable).", valueName: "NAME=VALUE"))
+            "(consume, backlog, replicas) NAME=VALUE added to the workers' settings (repeatable).",
+            valueName: "NAME=VALUE"))
     var workerEnvironment: [String] = []
 
     @Option(help: "Write the results (with the per-second samples) as JSON here.")
@@ -101,6 +107,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(help: "(strategies) Write the throughput and 429 chart as SVG here.")
     var svg: String?
+
+    /// Runs the command; usage errors exit with 2, like `upload-purger`'s.
+    static func main() async { await CommandLineMain.run(Self.self) }
 
     func validate() throws {
         guard requests ?? 1 >= 1, maxIDsPerRequest >= 1, maxIDsPerRequest <= 1000 else {
@@ -120,7 +129,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap(format: .text, level: .error)
-        let logger = Logger(label: "upload-purger.bench")
+        let logger = Logger(label: "upload-purger-bench")
         guard scenario == .strategies else { return try await runScenario(logger: logger) }
         let requests = self.requests ?? scenario.defaultRequests
         let rateLimit = self.rateLimit ?? scenario.defaultRateLimit

@@ -1,10 +1,9 @@
-import Foundation
-import Logging
-import Purger
+public import Logging
+public import Purger
 
 extension LoggingSystem {
     /// Sends logs to standard error as JSON lines, or as readable text, at `level`.
-    static func bootstrap(format: LogFormat, level: Logger.Level) {
+    public static func bootstrap(format: LogFormat, level: Logger.Level) {
         bootstrap { label in
             var handler: any LogHandler =
                 switch format {

@@ -25,7 +25,7 @@ extension BenchCommand {
             print("bench: consume, \(requests) requests of 1–\(maxIDsPerRequest) ids, \(partitions) partitions")
             let result = try await BenchConsume(
                 requests: requests, maxIDsPerRequest: maxIDsPerRequest, partitions: partitions, runs: runs,
-                logger: logger
+                workerEnvironment: extra, logger: logger
             ).run()
             print("\n" + BenchReport.table(result) + "\n\nTargets (issue 6)\n" + BenchReport.targets(result))
             (output, accounted) = (result, result.complete)
