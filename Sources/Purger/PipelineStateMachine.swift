@@ -181,6 +181,10 @@ public struct PipelineStateMachine: Sendable {
     public private(set) var apiAnswered = false
     /// The most jobs ever running at once.
     public private(set) var peakRunningJobs = 0
+    /// The most ids ever waiting in pending batches at once.
+    public private(set) var peakPendingIDs = 0
+    /// How often consumption was paused.
+    public private(set) var pauses = 0
 
     /// A machine with nothing assigned, batching as `batcher` is configured.
     public init(configuration: Configuration, batcher: Batcher) {
@@ -490,6 +494,7 @@ public struct PipelineStateMachine: Sendable {
             actions.append(.submit(operation))
         }
         peakRunningJobs = max(peakRunningJobs, running.count)
+        peakPendingIDs = max(peakPendingIDs, batcher.pendingCount)
     }
 
     private mutating func advanceRevocation(now: ContinuousClock.Instant, into actions: inout [Action]) {
@@ -552,6 +557,7 @@ public struct PipelineStateMachine: Sendable {
             let toPause = assigned.subtracting(paused)
             if !toPause.isEmpty {
                 paused.formUnion(toPause)
+                pauses += 1
                 actions.append(.pause(toPause))
             }
         } else if !paused.isEmpty {

@@ -47,6 +47,8 @@ public final class PurgeWorker: Service, Sendable {
         var publishing = 0
         var pendingIDs = 0
         var peakRunningJobs = 0
+        var peakPendingIDs = 0
+        var pauses = 0
     }
 
     /// Makes a worker; it connects when run.
@@ -70,6 +72,12 @@ public final class PurgeWorker: Service, Sendable {
 
     /// The most jobs that were ever submitted and not finished at once (never above the configured bound).
     public var peakRunningJobs: Int { observed.withLock { $0.peakRunningJobs } }
+
+    /// The most ids that ever waited in pending batches at once.
+    public var peakPendingCount: Int { observed.withLock { $0.peakPendingIDs } }
+
+    /// How often the worker paused consumption for backpressure.
+    public var pauseCount: Int { observed.withLock { $0.pauses } }
 
     /// Ids waiting in pending batches over all environments. A snapshot, for tests and diagnostics.
     public var pendingCount: Int { observed.withLock { $0.pendingIDs } }
@@ -183,6 +191,8 @@ public final class PurgeWorker: Service, Sendable {
             $0.publishing = machine.publishingBatches
             $0.pendingIDs = machine.pendingIDs
             $0.peakRunningJobs = machine.peakRunningJobs
+            $0.peakPendingIDs = machine.peakPendingIDs
+            $0.pauses = machine.pauses
         }
     }
 

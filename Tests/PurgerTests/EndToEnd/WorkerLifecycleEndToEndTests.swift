@@ -119,15 +119,23 @@ extension PipelineEndToEndTests {
             let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
 
             let first = RunningWorker(fixture.worker(settings))
-            _ = try await fixture.read(fixture.resultsTopic) { reportedRequestIDs($0).count >= count / 6 }
+            // Some work is committed (the group's offsets only grow), then held jobs keep the rest in flight.
             #expect(
-                await eventually { first.worker.inFlightCount > 0 }, "jobs are in flight when the worker is stopped")
+                await eventually(timeout: .seconds(90)) {
+                    let committed = (try? await fixture.committedOffsets(group: group)) ?? [:]
+                    return committed.values.contains { ($0 ?? 0) > 0 }
+                }, "the first worker commits finished work")
+            fixture.simulator.holdJobs()
+            #expect(
+                await eventually { fixture.simulator.heldJobCount > 0 }, "jobs are in flight when the worker is stopped"
+            )
             let cancelled = await first.cancel()
             #expect(cancelled != nil, "the worker ends when its task is cancelled")
             let committedAfterStop = try await fixture.committedOffsets(group: group)
             let done = committedAfterStop.values.reduce(Int64(0)) { $0 + ($1 ?? 0) }
             #expect(done > 0 && done < Int64(count), "the stop came mid-run, after some work was committed")
 
+            fixture.simulator.releaseJobs()
             let second = RunningWorker(fixture.worker(settings))
             let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
                 Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
@@ -188,9 +196,13 @@ extension PipelineEndToEndTests {
             let group = "purger-\(UUID())"
             let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
 
+            // Held jobs keep the first worker's jobs in flight until the shutdown has begun.
+            fixture.simulator.holdJobs()
             let first = RunningWorker(fixture.worker(settings))
-            #expect(await eventually { first.worker.inFlightCount > 0 }, "jobs are in flight at the shutdown")
-            #expect(await first.shutdown()?.succeeded == true)
+            #expect(await eventually { fixture.simulator.heldJobCount > 0 }, "jobs are in flight at the shutdown")
+            await first.triggerShutdown()
+            fixture.simulator.releaseJobs()
+            #expect(await first.ended(within: .seconds(60))?.succeeded == true)
             #expect(first.worker.inFlightCount == 0, "in-flight jobs finished")
             let committed = try await fixture.committedOffsets(group: group).compactMapValues { $0 }
             let done = committed.values.reduce(0, +)
@@ -250,39 +262,21 @@ extension PipelineEndToEndTests {
             let running = RunningWorker(fixture.worker(settings, logger: recorder.logger(level: .info)))
             let started = ContinuousClock.now
 
-            struct Observed { var paused = 0, pending = 0, inFlight = 0 }
-            let observed = Mutex(Observed())
-            let sampling = Mutex(true)
-            async let sampler: Void = {
-                while sampling.withLock({ $0 }), ContinuousClock.now - started < .seconds(150) {
-                    let worker = running.worker
-                    let (paused, pending, inFlight) = (
-                        worker.pausedPartitionCount, worker.pendingCount, worker.inFlightCount
-                    )
-                    observed.withLock {
-                        $0.paused = max($0.paused, paused)
-                        $0.pending = max($0.pending, pending)
-                        $0.inFlight = max($0.inFlight, inFlight)
-                    }
-                    try? await Task.sleep(for: .milliseconds(10))
-                }
-            }()
             let results = try await fixture.read(fixture.resultsTopic, timeout: .seconds(90)) {
                 Set(reportedRequestIDs($0).keys).isSuperset(of: requestIDs)
             }
             // Stay well past max.poll.interval.ms, so that a member that stopped polling would have been evicted.
             _ = await eventually(timeout: .seconds(30)) { ContinuousClock.now - started > .seconds(8) }
             let linesBeforeShutdown = recorder.recorded
-            sampling.withLock { $0 = false }
-            await sampler
             #expect(await running.shutdown()?.succeeded == true)
 
-            let maxima = observed.withLock { $0 }
+            let worker = running.worker
             print(
-                "slow API: max paused partitions \(maxima.paused), max pending ids \(maxima.pending), "
-                    + "max in-flight jobs \(maxima.inFlight), run \(ContinuousClock.now - started)")
-            #expect(maxima.paused > 0, "partitions were paused")
-            #expect(maxima.pending <= batchMaxSize * 2, "pending ids stay within one batch per environment")
+                "slow API: \(worker.pauseCount) pauses, max pending ids \(worker.peakPendingCount), "
+                    + "max jobs running \(worker.peakRunningJobs), run \(ContinuousClock.now - started)")
+            #expect(worker.pauseCount > 0, "partitions were paused")
+            #expect(worker.peakPendingCount <= batchMaxSize * 2, "pending ids stay within one batch per environment")
+            #expect(worker.peakRunningJobs <= 2, "never more jobs than the bound")
             let revocations = linesBeforeShutdown.filter { $0.contains("Partitions revoked") || $0.contains("MAXPOLL") }
             #expect(revocations.isEmpty, "the member was never evicted: \(revocations.prefix(3))")
             let reported = reportedRequestIDs(results)
