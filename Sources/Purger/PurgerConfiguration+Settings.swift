@@ -42,7 +42,7 @@ enum SettingDeclarations {
         "PURGER_BATCH_MAX_WAIT_MS", \.batchMaxWait, default: .literal("2000"), .milliseconds(1...3_600_000),
         "longest time an id waits for its batch to fill")
     static let maxInFlightJobs = Setting(
-        "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("8"), .integer(1...10_000),
+        "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("16"), .integer(1...10_000),
         "the most jobs submitted and not completed at once (a hard bound); while a full batch waits for a free "
             + "slot the worker pauses its partitions")
     static let jobTimeout = Setting(

@@ -11,7 +11,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// The worker as shipped (defaults).
     case uploadPurger = "upload-purger"
     /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16`: how much the default of 8 holds it back.
-    case uploadPurgerInFlight16 = "upload-purger-16"
+    case uploadPurgerInFlight8 = "upload-purger-8"
 
     /// Column heading in the table and legend in the chart.
     var title: String {
@@ -19,7 +19,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .naive: "naive (1 op/request)"
         case .officialClient: "official-client policy"
         case .uploadPurger: "upload-purger (defaults)"
-        case .uploadPurgerInFlight16: "upload-purger, 16 in flight"
+        case .uploadPurgerInFlight8: "upload-purger, 8 in flight"
         }
     }
 
@@ -29,7 +29,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .naive: "#d62728"
         case .officialClient: "#ff7f0e"
         case .uploadPurger: "#1f77b4"
-        case .uploadPurgerInFlight16: "#2ca02c"
+        case .uploadPurgerInFlight8: "#2ca02c"
         }
     }
 
@@ -43,7 +43,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .naive, .officialClient:
             configuration.pollStrategy = .linear(step: .seconds(1))
             configuration.pacing = .reactiveOnly
-        case .uploadPurger, .uploadPurgerInFlight16:
+        case .uploadPurger, .uploadPurgerInFlight8:
             break
         }
         return configuration
@@ -52,7 +52,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// The worker's configuration for this strategy (the worker reads it through `PurgeWorker.Settings`).
     func workerConfiguration(_ base: PurgerConfiguration) -> PurgerConfiguration {
         var configuration = base
-        if self == .uploadPurgerInFlight16 { configuration.maxInFlightJobs = 16 }
+        if self == .uploadPurgerInFlight8 { configuration.maxInFlightJobs = 8 }
         return configuration
     }
 }
