@@ -140,11 +140,17 @@ final class RevokingMember: Sendable {
     private func revoke(_ partitions: [TopicPartition]) async throws {
         let assigned = try consumer.assignment()
         if !Set(partitions).isSubset(of: assigned) { state.withLock { $0.revokedWhileAssigned = false } }
-        do {
-            try await consumer.commit()
-        } catch {
-            state.withLock { $0.committedAtRevocation = false }
+        // As the worker does: a commit refused while the group settles is tried again while the partitions are ours.
+        var committed = false
+        for _ in 0..<50 where !committed {
+            do {
+                try await consumer.commit()
+                committed = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
+        if !committed { state.withLock { $0.committedAtRevocation = false } }
         await consumer.completeRevocation(partitions)
     }
 }
