@@ -154,7 +154,7 @@ public struct PipelineStateMachine: Sendable {
     }
 
     /// How often a failed commit is tried again before it counts as done.
-    static let maximumCommitRefusals = 50
+    static let maximumCommitRefusals = 600
 
     public let configuration: Configuration
     public private(set) var lifecycle: Lifecycle = .running
@@ -477,9 +477,9 @@ public struct PipelineStateMachine: Sendable {
     }
 
     /// The last commit's own deadline, extended to the end of the drain's budget while lost partitions may still
-    /// come back.
+    /// come back or the group refuses the commit (members leaving at once keep it rebalancing for a while).
     private func finishingDeadline(_ deadline: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        guard !limbo.isEmpty, let drainDeadline else { return deadline }
+        guard !limbo.isEmpty || commits.refusals > 0, let drainDeadline else { return deadline }
         return max(deadline, drainDeadline)
     }
 
