@@ -59,7 +59,6 @@ public final class PurgeWorker: Service, Sendable {
     }
 
     // MARK: - Health and observation
-
     /// The consume loop is running and has not failed.
     public var isAlive: Bool { observed.withLock { $0.consuming } }
 
@@ -157,7 +156,8 @@ public final class PurgeWorker: Service, Sendable {
                         lastLagReport = now
                     }
                 }
-                let actions = machine.handle(event, now: now)
+                // Cancellation (a second signal, the service group giving up) stops at once, whatever else happened.
+                let actions = machine.handle(Task.isCancelled ? .cancelled : event, now: now)
                 observe(machine)
                 for action in actions {
                     if case .finish(let error) = action {
