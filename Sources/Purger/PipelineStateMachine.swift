@@ -204,8 +204,6 @@ public struct PipelineStateMachine: Sendable {
     public var publishingBatches: Int { publishing.count }
     /// Ids waiting in pending batches.
     public var pendingIDs: Int { batcher.pendingCount }
-    /// Whether a revocation is being worked off.
-    public var isRevoking: Bool { revocation != nil }
 
     /// The next instant at which a ``Event/tick`` has something to do: a batch falls due, a budget ends, a commit
     /// is retried.
