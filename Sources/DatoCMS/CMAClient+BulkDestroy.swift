@@ -15,36 +15,45 @@ extension CMAClient {
     /// How often one batch is resubmitted after lost responses or failed (5xx) jobs before giving up.
     static let maximumRecoveryRounds = 4
 
-    /// Deletes `ids` (duplicates ignored) as one bulk operation, end to end.
+    /// Deletes `ids` (duplicates ignored) as one bulk operation, end to end, and tells each id's fate: deleted by
+    /// this operation, not found (absent before it ran), or still present.
     ///
+    /// - Ids in `knownGone` (confirmed absent a moment ago) are not sent: they count as not found.
     /// - Submits in chunks of at most 200 ids, rate-limited, retrying 429s (after their reset), 5xx, transient
     ///   errors and network errors until ``CMAClientConfiguration/retryDeadline``.
     /// - Polls each job on the ``PollScheduler``'s learned schedule until it finishes or
     ///   ``CMAClientConfiguration/jobTimeout`` passes (`timed_out`).
+    /// - **Exact outcomes.** DatoCMS reports only counts: `meta.successful` ids deleted, `meta.failed` not deleted,
+    ///   in use and already absent alike. When a job reports failures, one lookup (`GET /uploads?filter[ids]=…`)
+    ///   names the ids still present; the rest of the failed ones were not found. If that lookup fails after its
+    ///   retries, the failures are counted as still present, unnamed, and the counts are ``BulkDestroyOutcome/Counts/inferred``.
     /// - **Lost responses.** When a POST may have reached the server but its answer was lost, it is never re-sent as
-    ///   is: after waiting the predicted job duration, one lookup finds which ids still exist; ids already gone count
-    ///   as deleted and only the others are resubmitted. For such a batch the final counts come from a last lookup
-    ///   (ids still existing failed, the rest were deleted), so they stay exact even if the lost job was still
-    ///   running. Trade-off: an id that never existed is indistinguishable from one the lost job deleted, so on this
-    ///   rare path it is counted as deleted. A job that finishes with a 5xx status is recovered the same way.
+    ///   is: after waiting the predicted job duration, one lookup finds which ids still exist; only those are
+    ///   resubmitted. The ids already gone may have been deleted by the job we cannot name or have been absent
+    ///   before: they count as not found and the counts as inferred. A job that finishes with a 5xx status is
+    ///   recovered the same way.
     /// - **Bisection.** A non-retryable 4xx for several ids (one id the API refuses) splits the batch in halves and
-    ///   submits each, so one bad id cannot fail the others; a single refused id counts as failed.
-    /// - **Failure attribution.** When a job reports failures and ``CMAClientConfiguration/attributeFailures`` is on,
-    ///   one lookup names them: `failedUploadIDs` is set when the ids still existing match the failed count
-    ///   (unknown ids cannot be told apart from deleted ones, so a mismatch leaves it `nil`).
+    ///   submits each, so one bad id cannot fail the others; a single refused id is still present.
     ///
-    /// Every outcome but a rejected token is a value: `successful + failed == requested` always.
+    /// Every outcome but a rejected token is a value: `deleted + notFound + stillPresent == requested` always.
     /// - Throws: ``CMAError`` of kind `.fatal` when the API rejects the token (401/403).
-    public func destroyUploads(_ ids: [UploadID], environment: String?) async throws(CMAError) -> BulkDestroyOutcome {
+    public func destroyUploads(
+        _ ids: [UploadID], environment: String?, knownGone: Set<UploadID> = []
+    ) async throws(CMAError) -> BulkDestroyOutcome {
         let environment = resolved(environment)
         var seen: Set<UploadID> = []
         let distinct = ids.filter { seen.insert($0).inserted }
         var run = BulkRun()
+        let skipped = distinct.filter { knownGone.contains($0) }
+        if !skipped.isEmpty {
+            run.parts.append(Part(kind: .completed, notFound: skipped.count, gone: skipped))
+        }
+        let toSend = distinct.filter { !knownGone.contains($0) }
         var start = 0
-        while start < distinct.count {
-            let chunk = Array(distinct[start..<min(start + Self.maximumBulkSize, distinct.count)])
+        while start < toSend.count {
+            let chunk = Array(toSend[start..<min(start + Self.maximumBulkSize, toSend.count)])
             start += chunk.count
-            try await destroyBatch(chunk, environment: environment, run: &run, recoveryRound: 0, countByLookup: false)
+            try await destroyBatch(chunk, environment: environment, run: &run, recoveryRound: 0)
         }
         return run.outcome(requested: distinct.count, completedAt: Date())
     }
@@ -53,31 +62,36 @@ extension CMAClient {
     struct Part {
         enum Kind { case completed, rejected, timedOut }
         var kind: Kind
-        var successful: Int
-        var failedIDs: [UploadID]
-        /// Whether `failedIDs` names the failed ids (else only its count is known).
-        var failedIDsKnown: Bool
+        /// Deleted by this part's job (its `meta.successful`).
+        var deleted = 0
+        /// Absent, not deleted by this part's job.
+        var notFound = 0
+        /// Still present, named.
+        var stillPresent: [UploadID] = []
+        /// Of unknown state: counted as still present, not named.
+        var unknown = 0
+        /// Ids confirmed absent.
+        var gone: [UploadID] = []
+        /// Whether `deleted` and `notFound` are certain and `unknown` is 0.
+        var exact = true
         var error: String?
         var jobStatus: Int?
     }
 
-    /// Accumulates the parts and counters of one ``destroyUploads(_:environment:)`` call.
+    /// Accumulates the parts and counters of one ``destroyUploads(_:environment:knownGone:)`` call.
     struct BulkRun {
         var parts: [Part] = []
         var jobIDs: [JobID] = []
         var attempts = 0
         var polls = 0
+        var lookups = 0
         var submittedAt: Date?
 
         func outcome(requested: Int, completedAt: Date) -> BulkDestroyOutcome {
-            let successful = parts.reduce(0) { $0 + $1.successful }
-            let failedIDs = parts.flatMap(\.failedIDs)
             let status: BulkDestroyOutcome.Status
             if parts.contains(where: { $0.kind == .timedOut }) {
                 status = .timedOut
-            } else if parts.contains(where: { $0.kind == .completed }) {
-                status = .completed
-            } else if parts.isEmpty {
+            } else if parts.contains(where: { $0.kind == .completed }) || parts.isEmpty {
                 status = .completed
             } else {
                 status = .rejected
@@ -91,18 +105,25 @@ extension CMAClient {
                     parts.compactMap { $0.kind == (status == .rejected ? .rejected : .timedOut) ? $0.error : nil }
                     .first
             }
+            let stillPresent = parts.flatMap(\.stillPresent)
+            let unknown = parts.reduce(0) { $0 + $1.unknown }
             return BulkDestroyOutcome(
                 status: status, jobIDs: jobIDs, jobStatus: parts.compactMap(\.jobStatus).max(),
-                requested: requested, successful: successful, failed: failedIDs.count,
-                failedUploadIDs: parts.allSatisfy(\.failedIDsKnown) ? failedIDs.sorted() : nil, error: error,
-                attempts: attempts, polls: polls, submittedAt: submittedAt, completedAt: completedAt)
+                requested: requested, deleted: parts.reduce(0) { $0 + $1.deleted },
+                notFound: parts.reduce(0) { $0 + $1.notFound }, stillPresent: stillPresent.count + unknown,
+                stillPresentIDs: unknown == 0 ? stillPresent.sorted() : nil,
+                counts: parts.allSatisfy(\.exact) ? .exact : .inferred, goneIDs: parts.flatMap(\.gone),
+                error: error, attempts: attempts, polls: polls, lookups: lookups, submittedAt: submittedAt,
+                completedAt: completedAt)
         }
     }
 
     // MARK: - One batch
 
+    /// Submits `ids` and records their fate. `recoveryRound` > 0 when they are resubmitted after a lost response
+    /// or a failed job: then ids the job finds absent may have been deleted by the earlier job.
     private func destroyBatch(
-        _ ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int, countByLookup: Bool
+        _ ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int
     ) async throws(CMAError) {
         if run.submittedAt == nil { run.submittedAt = Date() }
         let submission: Submission
@@ -110,11 +131,10 @@ extension CMAClient {
             submission = try await submit(ids, environment: environment, attempts: &run.attempts)
         } catch  where error.kind == .rejected {
             try await handleRejection(
-                error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
+                error, ids: ids, environment: environment, run: &run, recoveryRound: recoveryRound)
             return
         } catch  where error.kind == .retryable {
-            run.parts.append(
-                Part(kind: .timedOut, successful: 0, failedIDs: ids, failedIDsKnown: false, error: "\(error)"))
+            run.parts.append(Part(kind: .timedOut, unknown: ids.count, exact: false, error: "\(error)"))
             return
         }
         switch submission {
@@ -140,19 +160,19 @@ extension CMAClient {
             else {
                 run.parts.append(
                     Part(
-                        kind: .timedOut, successful: 0, failedIDs: ids, failedIDsKnown: false,
+                        kind: .timedOut, unknown: ids.count, exact: false,
                         error: "JOB_TIMEOUT: no result for job \(job) within \(configuration.jobTimeout)"))
                 return
             }
             if finished.succeeded {
                 try await completeFinished(
-                    finished, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
+                    finished, ids: ids, environment: environment, run: &run, recoveryRound: recoveryRound)
             } else if (400..<500).contains(finished.status), ![401, 403].contains(finished.status) {
                 let error = CMAError(
                     kind: .rejected, httpStatus: finished.status, code: nil,
                     message: finished.error ?? "HTTP \(finished.status)")
                 try await handleRejection(
-                    error, ids: ids, environment: environment, run: &run, countByLookup: countByLookup)
+                    error, ids: ids, environment: environment, run: &run, recoveryRound: recoveryRound)
             } else {
                 logger.warning(
                     "Bulk destroy job failed; checking which uploads still exist",
@@ -164,52 +184,45 @@ extension CMAClient {
         }
     }
 
-    /// Counts a job that finished with a 2xx status.
+    /// Counts a job that finished with a 2xx status: its `meta.successful` were deleted; a lookup splits the rest
+    /// into still present (named) and not found.
     private func completeFinished(
-        _ finished: FinishedJob, ids: [UploadID], environment: String?, run: inout BulkRun, countByLookup: Bool
+        _ finished: FinishedJob, ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int
     ) async throws(CMAError) {
-        let reportedFailed = min(max(finished.failed ?? (ids.count - (finished.successful ?? ids.count)), 0), ids.count)
-        let needsLookup = countByLookup || (reportedFailed > 0 && configuration.attributeFailures)
-        var existing: Set<UploadID>?
-        if needsLookup {
-            do {
-                existing = try await lookupExisting(ids, environment: environment)
-            } catch  where error.kind != .fatal {
-                logger.warning("Could not look up failed uploads", metadata: ["error": "\(error)"])
-            }
+        let deleted = min(max(finished.successful ?? (ids.count - (finished.failed ?? 0)), 0), ids.count)
+        let notDeleted = ids.count - deleted
+        guard notDeleted > 0 else {
+            run.parts.append(Part(kind: .completed, deleted: deleted, gone: ids, jobStatus: finished.status))
+            return
         }
-        if countByLookup, let existing {
-            let failed = ids.filter { existing.contains($0) }
+        let existing: Set<UploadID>
+        do {
+            existing = try await lookupExisting(ids, environment: environment, requests: &run.lookups)
+        } catch  where error.kind != .fatal {
+            logger.warning("Could not look up which uploads still exist", metadata: ["error": "\(error)"])
             run.parts.append(
                 Part(
-                    kind: .completed, successful: ids.count - failed.count, failedIDs: failed, failedIDsKnown: true,
+                    kind: .completed, deleted: deleted, unknown: notDeleted, exact: false,
                     jobStatus: finished.status))
             return
         }
-        let failedIDs: [UploadID]
-        let known: Bool
-        if let existing, existing.count == reportedFailed {
-            failedIDs = ids.filter { existing.contains($0) }
-            known = true
-        } else {
-            // Only the count is known; these placeholders carry it, and the outcome reports no ids.
-            failedIDs = Array(ids.suffix(reportedFailed))
-            known = reportedFailed == 0
-            if let existing {
-                logger.debug(
-                    "Failed uploads could not all be named",
-                    metadata: ["reported_failed": "\(reportedFailed)", "still_existing": "\(existing.count)"])
-            }
-        }
+        let present = ids.filter { existing.contains($0) }
+        let gone = ids.filter { !existing.contains($0) }
+        // More ids present than the job left (some came back, or a count is off): the ids are still named, and
+        // what the job deleted is bounded by what is gone.
+        let consistent = present.count <= notDeleted
+        let attributed = consistent ? deleted : gone.count
+        // After a lost response, ids this job found absent may have been deleted by the lost job.
         run.parts.append(
             Part(
-                kind: .completed, successful: ids.count - failedIDs.count, failedIDs: failedIDs,
-                failedIDsKnown: known, jobStatus: finished.status))
+                kind: .completed, deleted: attributed, notFound: gone.count - attributed, stillPresent: present,
+                gone: gone, exact: consistent && (recoveryRound == 0 || gone.count == attributed),
+                jobStatus: finished.status))
     }
 
-    /// Splits a refused batch, or records a single refused id.
+    /// Splits a refused batch, or records a single refused id as still present.
     private func handleRejection(
-        _ error: CMAError, ids: [UploadID], environment: String?, run: inout BulkRun, countByLookup: Bool
+        _ error: CMAError, ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int
     ) async throws(CMAError) {
         let batchWide = error.code.map { Self.batchWideErrorCodes.contains($0) } ?? false
         if ids.count > 1, !batchWide, error.httpStatus.map({ $0 != 404 && $0 != 405 && $0 != 415 }) ?? true {
@@ -219,53 +232,47 @@ extension CMAClient {
                 metadata: ["uploads": "\(ids.count)", "error": "\(error)"])
             let middle = ids.count / 2
             try await destroyBatch(
-                Array(ids[..<middle]), environment: environment, run: &run, recoveryRound: 0,
-                countByLookup: countByLookup)
+                Array(ids[..<middle]), environment: environment, run: &run, recoveryRound: recoveryRound)
             try await destroyBatch(
-                Array(ids[middle...]), environment: environment, run: &run, recoveryRound: 0,
-                countByLookup: countByLookup)
+                Array(ids[middle...]), environment: environment, run: &run, recoveryRound: recoveryRound)
             return
         }
         logger.warning(
             "Bulk destroy refused", metadata: ["uploads": "\(ids.count)", "error": "\(error)"])
-        run.parts.append(
-            Part(
-                kind: .rejected, successful: 0, failedIDs: ids, failedIDsKnown: true, error: "\(error)",
-                jobStatus: nil))
+        run.parts.append(Part(kind: .rejected, stillPresent: ids, error: "\(error)"))
     }
 
-    /// After a lost response or a failed job: ids gone count as deleted, the rest are resubmitted.
+    /// After a lost response or a failed job: ids gone are not found (perhaps deleted by the job we lost), the rest
+    /// are resubmitted.
     private func recover(
         _ ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int, reason: String,
         jobStatus: Int? = nil
     ) async throws(CMAError) {
         let existing: Set<UploadID>
         do {
-            existing = try await lookupExisting(ids, environment: environment)
+            existing = try await lookupExisting(ids, environment: environment, requests: &run.lookups)
         } catch  where error.kind != .fatal {
-            run.parts.append(
-                Part(kind: .timedOut, successful: 0, failedIDs: ids, failedIDsKnown: false, error: reason))
+            run.parts.append(Part(kind: .timedOut, unknown: ids.count, exact: false, error: reason))
             return
         }
         let remaining = ids.filter { existing.contains($0) }
-        let gone = ids.count - remaining.count
-        if gone > 0 {
+        let gone = ids.filter { !existing.contains($0) }
+        if !gone.isEmpty {
             run.parts.append(
-                Part(kind: .completed, successful: gone, failedIDs: [], failedIDsKnown: true, jobStatus: jobStatus))
+                Part(kind: .completed, notFound: gone.count, gone: gone, exact: false, jobStatus: jobStatus))
         }
         guard !remaining.isEmpty else { return }
         guard recoveryRound < Self.maximumRecoveryRounds else {
             run.parts.append(
                 Part(
-                    kind: jobStatus == nil ? .timedOut : .completed, successful: 0, failedIDs: remaining,
-                    failedIDsKnown: true, error: reason, jobStatus: jobStatus))
+                    kind: jobStatus == nil ? .timedOut : .completed, stillPresent: remaining, error: reason,
+                    jobStatus: jobStatus))
             return
         }
         logger.info(
             "Resubmitting uploads that still exist",
-            metadata: ["uploads": "\(remaining.count)", "already_gone": "\(gone)"])
-        try await destroyBatch(
-            remaining, environment: environment, run: &run, recoveryRound: recoveryRound + 1, countByLookup: true)
+            metadata: ["uploads": "\(remaining.count)", "already_gone": "\(gone.count)"])
+        try await destroyBatch(remaining, environment: environment, run: &run, recoveryRound: recoveryRound + 1)
     }
 
     // MARK: - Polling

@@ -39,7 +39,8 @@ extension CMAClient {
 
     /// Which of `ids` exist in the environment, from paged `GET /uploads?filter[ids]=…` requests.
     public func existingUploadIDs(_ ids: [UploadID], environment: String?) async throws(CMAError) -> Set<UploadID> {
-        try await lookupExisting(ids, environment: resolved(environment))
+        var requests = 0
+        return try await lookupExisting(ids, environment: resolved(environment), requests: &requests)
     }
 
     /// One cheap request (`GET /uploads?page[limit]=1`) proving the API answers and accepts the token.
@@ -109,7 +110,9 @@ extension CMAClient {
         return (.finished(finished), response.sentAt)
     }
 
-    func lookupExisting(_ ids: [UploadID], environment: String?) async throws(CMAError) -> Set<UploadID> {
+    func lookupExisting(
+        _ ids: [UploadID], environment: String?, requests: inout Int
+    ) async throws(CMAError) -> Set<UploadID> {
         var distinct: [UploadID] = []
         var seen: Set<UploadID> = []
         for id in ids where seen.insert(id).inserted { distinct.append(id) }
@@ -128,6 +131,7 @@ extension CMAClient {
                     ("page[limit]", String(Self.lookupPageSize)),
                     ("page[offset]", String(offset)),
                 ]
+                requests += 1
                 let result = try await send(
                     .GET, path: "/uploads", query: query, environment: environment, endpoint: .uploads,
                     priority: .background)

@@ -11,8 +11,6 @@ public struct CMAClientConfiguration: Sendable {
     public var rateLimit: RateLimit
     /// How long to wait for a job result before giving up with `timed_out`. Default 600 s.
     public var jobTimeout: Duration
-    /// Whether to look up which ids still exist after a job reports failures, to name them. Default `true`.
-    public var attributeFailures: Bool
     /// Deadline for one HTTP request, response body included. Default 30 s.
     public var requestTimeout: Duration
     /// Total time budget for retrying one request (429s, 5xx, transient errors, network errors). Default 120 s.
@@ -35,7 +33,6 @@ public struct CMAClientConfiguration: Sendable {
         defaultEnvironment: String? = nil,
         rateLimit: RateLimit = .datoCMSDefault,
         jobTimeout: Duration = .seconds(600),
-        attributeFailures: Bool = true,
         requestTimeout: Duration = .seconds(30),
         retryDeadline: Duration = .seconds(120),
         retryBaseDelay: Duration = .milliseconds(250),
@@ -51,7 +48,6 @@ public struct CMAClientConfiguration: Sendable {
         self.defaultEnvironment = defaultEnvironment
         self.rateLimit = rateLimit
         self.jobTimeout = jobTimeout
-        self.attributeFailures = attributeFailures
         self.requestTimeout = requestTimeout
         self.retryDeadline = retryDeadline
         self.retryBaseDelay = retryBaseDelay

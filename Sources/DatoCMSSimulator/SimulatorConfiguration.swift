@@ -26,6 +26,9 @@ public struct SimulatorConfiguration: Sendable {
     public var jobJitter: Double
     /// Upload ids the API refuses outright: a bulk request containing one gets `422 INVALID_FIELD`.
     public var refusedUploadIDs: Set<String>
+    /// Uploads another client of the site deletes per second, picked at random among those not in use: ids a
+    /// request names may be gone before its job runs. Default 0.
+    public var externalDeletionsPerSecond: Double
     /// Injected failures.
     public var faults: SimulatorFaults
 
@@ -35,7 +38,7 @@ public struct SimulatorConfiguration: Sendable {
         environments: [String?] = [nil, "staging"], uploadsPerEnvironment: Int = 1000, inUseFraction: Double = 0.1,
         seed: UInt64 = 42, rateLimit: RateLimit = .datoCMSDefault, jobBaseDuration: Duration = .milliseconds(500),
         jobPerUploadDuration: Duration = .milliseconds(5), jobJitter: Double = 0.1,
-        refusedUploadIDs: Set<String> = [], faults: SimulatorFaults = .init()
+        refusedUploadIDs: Set<String> = [], externalDeletionsPerSecond: Double = 0, faults: SimulatorFaults = .init()
     ) {
         self.host = host
         self.port = port
@@ -49,6 +52,7 @@ public struct SimulatorConfiguration: Sendable {
         self.jobPerUploadDuration = jobPerUploadDuration
         self.jobJitter = jobJitter
         self.refusedUploadIDs = refusedUploadIDs
+        self.externalDeletionsPerSecond = externalDeletionsPerSecond
         self.faults = faults
     }
 }

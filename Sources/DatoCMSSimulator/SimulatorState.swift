@@ -36,6 +36,7 @@ struct SimulatorState {
         var environment: String?
         var ids: [UploadID]
         var startedAt: ContinuousClock.Instant
+        var startedAtWall: Double
         var duration: Duration
         var failWith500: Bool
         var settled = false
@@ -45,6 +46,7 @@ struct SimulatorState {
         var noticedAt: ContinuousClock.Instant?
         /// Held by ``CMASimulator/holdJobs()``: not finished before ``CMASimulator/releaseJobs()``.
         var held = false
+        var responseLost = false
     }
 
     /// Whether jobs started now are held until released.
@@ -67,6 +69,9 @@ struct SimulatorState {
     var receivedTimes: [ContinuousClock.Instant] = []
     var issuedResets: [(issuedAt: ContinuousClock.Instant, until: ContinuousClock.Instant)] = []
     var stats = SimulatorStats()
+    /// When external deletions were last applied, and the fraction of one carried over.
+    var externalDeletionsAt: ContinuousClock.Instant?
+    var externalDeletionsOwed = 0.0
 
     init(configuration: SimulatorConfiguration) {
         self.configuration = configuration
@@ -199,8 +204,8 @@ struct SimulatorState {
         let failWith500 = roll(configuration.faults.failedJob500)
         if failWith500 { stats.faultsInjected["failed_job_500", default: 0] += 1 }
         jobs[id] = Job(
-            id: id, environment: request.environment, ids: ids, startedAt: now, duration: duration,
-            failWith500: failWith500, held: holding)
+            id: id, environment: request.environment, ids: ids, startedAt: now,
+            startedAtWall: Date().timeIntervalSince1970, duration: duration, failWith500: failWith500, held: holding)
         jobOrder.append(id)
         stats.jobsStarted += 1
         openJobs += 1
@@ -210,6 +215,7 @@ struct SimulatorState {
         if roll(configuration.faults.lostPostResponse) {
             stats.faultsInjected["lost_post_response", default: 0] += 1
             stats.lostResponses += 1
+            jobs[id]?.responseLost = true
             response.dropConnection = true
             count(route, 0)
         } else {
@@ -274,6 +280,7 @@ struct SimulatorState {
     // MARK: - Jobs
 
     mutating func settleJobs(at now: ContinuousClock.Instant) {
+        deleteExternally(at: now)
         let due = jobOrder.compactMap { id -> Job? in
             guard let job = jobs[id], !job.settled, !job.held, job.startedAt + job.duration <= now else { return nil }
             return job
@@ -295,6 +302,33 @@ struct SimulatorState {
             }
             job.settled = true
             jobs[job.id] = job
+        }
+    }
+
+    /// "Another client" deletes uploads not in use at the configured rate, in every environment, uniformly at
+    /// random among those left.
+    private mutating func deleteExternally(at now: ContinuousClock.Instant) {
+        let rate = configuration.externalDeletionsPerSecond
+        guard rate > 0 else { return }
+        defer { externalDeletionsAt = now }
+        guard let last = externalDeletionsAt else { return }
+        externalDeletionsOwed += rate * (now - last).secondsValue
+        while externalDeletionsOwed >= 1 {
+            externalDeletionsOwed -= 1
+            for environment in configuration.environments {
+                let seeded = seededIDs[environment] ?? []
+                guard !seeded.isEmpty else { continue }
+                // A few random picks among the seeded ids; when the site is nearly empty, some rounds delete none.
+                for _ in 0..<16 {
+                    let victim = seeded[Int(random.next() % UInt64(seeded.count))]
+                    guard existing[environment]?.contains(victim) == true, inUse[environment]?.contains(victim) != true
+                    else { continue }
+                    existing[environment]?.remove(victim)
+                    deleted[environment, default: []].insert(victim)
+                    stats.externalDeletions += 1
+                    break
+                }
+            }
         }
     }
 
@@ -320,7 +354,8 @@ struct SimulatorState {
             return SimulatorStats.Job(
                 id: job.id, uploads: job.ids.count, durationSeconds: job.duration.secondsValue, polls: job.polls,
                 noticedAfterSeconds: job.noticedAt.map { ($0 - job.startedAt).secondsValue },
-                failedWith500: job.failWith500)
+                failedWith500: job.failWith500, deleted: job.successful, responseLost: job.responseLost,
+                startedAt: job.startedAtWall, lostUploadIDs: job.responseLost ? job.ids.map(\.rawValue) : nil)
         }
         return stats
     }

@@ -14,6 +14,15 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
         public var noticedAfterSeconds: Double?
         /// Whether the job finished with status 500.
         public var failedWith500: Bool
+        /// Uploads this job deleted (its result's `meta.successful`); 0 while it runs.
+        public var deleted: Int
+        /// Whether the job's `202` answer was dropped by the lost-response fault (its id never reached the client).
+        public var responseLost: Bool
+        /// When the job started, in seconds since 1970.
+        public var startedAt: Double
+        /// The ids submitted, for jobs whose answer was lost (so that tests can attribute their deletions); `nil`
+        /// for the others, to keep the statistics small.
+        public var lostUploadIDs: [String]?
     }
 
     /// The most jobs that were started and whose result nobody had seen yet, at any moment: the jobs a client had
@@ -36,8 +45,10 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
     public var jobsStarted = 0
     /// Jobs whose result has been returned at least once.
     public var jobsNoticed = 0
-    /// Uploads deleted.
+    /// Uploads deleted by jobs.
     public var deletions = 0
+    /// Uploads deleted by "another client" (``SimulatorConfiguration/externalDeletionsPerSecond``), not by a job.
+    public var externalDeletions = 0
     /// Times an already deleted id was deleted again (must stay 0; a store cannot do it, this double-checks).
     public var doubleDeletions = 0
     /// Bulk-destroy responses dropped by the lost-response fault.

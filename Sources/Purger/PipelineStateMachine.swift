@@ -40,13 +40,23 @@ public struct PipelineStateMachine: Sendable {
         /// can abort the process in its sticky assignor. So routine commits are as rare as librdkafka's own
         /// auto-commit (which the worker turns off, to be the only committer).
         public var commitInterval: Duration = .seconds(5)
+        /// Upload ids confirmed gone remembered at most, so that a repeated request for one costs no API request;
+        /// `0` remembers none.
+        public var goneCacheCapacity: Int
+        /// How long a confirmation that an id is gone is trusted.
+        public var goneCacheMaximumAge: Duration
 
         /// Limits for a worker.
-        public init(maxInFlightJobs: Int, shutdownTimeout: Duration, jobTimeout: Duration) {
+        public init(
+            maxInFlightJobs: Int, shutdownTimeout: Duration, jobTimeout: Duration, goneCacheCapacity: Int = 0,
+            goneCacheMaximumAge: Duration = .zero
+        ) {
             precondition(maxInFlightJobs >= 1, "at least one job slot")
             self.maxInFlightJobs = maxInFlightJobs
             self.shutdownTimeout = shutdownTimeout
             self.jobTimeout = jobTimeout
+            self.goneCacheCapacity = goneCacheCapacity
+            self.goneCacheMaximumAge = goneCacheMaximumAge
         }
     }
 
@@ -94,9 +104,9 @@ public struct PipelineStateMachine: Sendable {
 
     /// What the worker must do, in the order returned.
     public enum Action: Sendable {
-        /// Submit this bulk operation in a free job slot; report ``Event/jobFinished(_:_:)`` or
-        /// ``Event/jobFailed(_:_:)``.
-        case submit(BulkOperation)
+        /// Submit this bulk operation in a free job slot, without the ids of `knownGone` (confirmed gone a moment
+        /// ago: they are not found); report ``Event/jobFinished(_:_:)`` or ``Event/jobFailed(_:_:)``.
+        case submit(BulkOperation, knownGone: Set<UploadID>)
         /// Publish a completion event (and its dead letters); report ``Event/published(_:)``.
         case publish(Publication)
         /// Send a message to the dead-letter topic; report ``Event/deadLettered(_:)``.
@@ -173,6 +183,8 @@ public struct PipelineStateMachine: Sendable {
     /// until then.
     private var drainDeadline: ContinuousClock.Instant?
     private var commits = Commits()
+    /// Ids confirmed gone a moment ago.
+    private var gone: GoneCache
     /// The partitions this member owns now.
     public private(set) var assigned: Set<TopicPartition> = []
     /// The partitions this member has paused.
@@ -190,6 +202,8 @@ public struct PipelineStateMachine: Sendable {
     public init(configuration: Configuration, batcher: Batcher) {
         self.configuration = configuration
         self.batcher = batcher
+        self.gone = GoneCache(
+            capacity: configuration.goneCacheCapacity, maximumAge: configuration.goneCacheMaximumAge)
     }
 
     // MARK: - Observation
@@ -238,6 +252,7 @@ public struct PipelineStateMachine: Sendable {
         case .jobFinished(let batch, let outcome):
             guard let operation = running.removeValue(forKey: batch) else { break }
             apiAnswered = true
+            gone.record(outcome.goneIDs, environment: operation.environment, at: now)
             finished(operation, outcome, into: &actions, now: now)
         case .jobFailed(let batch, let error):
             guard running.removeValue(forKey: batch) != nil else { break }
@@ -361,12 +376,7 @@ public struct PipelineStateMachine: Sendable {
         let heldRequests = requests.compactMap { held[$0.source] }
         let event: CompletionEvent
         do {
-            event = try CompletionEvent(
-                operation: operation, requests: requests, status: CompletionEvent.Status(outcome.status),
-                jobID: outcome.jobIDs.first?.rawValue, jobStatus: outcome.jobStatus, successful: outcome.successful,
-                failed: outcome.failed, failedUploadIDs: outcome.failedUploadIDs, error: outcome.error,
-                attempts: outcome.attempts, polls: outcome.polls, submittedAt: outcome.submittedAt,
-                completedAt: outcome.completedAt)
+            event = try CompletionEvent(operation: operation, requests: requests, outcome: outcome)
         } catch {
             fail(.internalInconsistency("\(error)"), now: now, into: &actions)
             return
@@ -456,7 +466,7 @@ public struct PipelineStateMachine: Sendable {
     /// Does whatever the state now allows, in data-flow order: submit into free slots, work off a revocation,
     /// drain, commit, finish, and pause or resume consumption.
     private mutating func advance(now: ContinuousClock.Instant, into actions: inout [Action]) {
-        submitReady(into: &actions)
+        submitReady(now: now, into: &actions)
         advanceRevocation(now: now, into: &actions)
         advanceDrain(now: now, into: &actions)
         startCommit(now: now, into: &actions)
@@ -481,7 +491,7 @@ public struct PipelineStateMachine: Sendable {
         return max(deadline, drainDeadline)
     }
 
-    private mutating func submitReady(into actions: inout [Action]) {
+    private mutating func submitReady(now: ContinuousClock.Instant, into actions: inout [Action]) {
         switch lifecycle {
         case .running, .draining: break
         case .finishing, .stopped: return
@@ -489,7 +499,8 @@ public struct PipelineStateMachine: Sendable {
         while running.count < configuration.maxInFlightJobs, !ready.isEmpty {
             let operation = ready.removeFirst()
             running[operation.batchID] = operation
-            actions.append(.submit(operation))
+            let knownGone = gone.known(operation.uploadIDs, environment: operation.environment, at: now)
+            actions.append(.submit(operation, knownGone: knownGone))
         }
         peakRunningJobs = max(peakRunningJobs, running.count)
         peakPendingIDs = max(peakPendingIDs, batcher.pendingCount)

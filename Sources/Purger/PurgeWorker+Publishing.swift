@@ -22,8 +22,9 @@ extension PurgeWorker {
         } catch {
             return .publishFailed(error)
         }
-        metrics.uploadsSuccessful.increment(by: outcome.successful)
-        metrics.uploadsFailed.increment(by: outcome.failed)
+        metrics.uploadsDeleted.increment(by: outcome.deleted)
+        metrics.uploadsNotFound.increment(by: outcome.notFound)
+        metrics.uploadsStillPresent.increment(by: outcome.stillPresent)
         metrics.completion(status: outcome.status.rawValue)
         for requestedAt in publication.requestedAt {
             metrics.endToEnd(since: requestedAt, until: outcome.completedAt)
@@ -32,7 +33,8 @@ extension PurgeWorker {
             "Bulk operation reported",
             metadata: [
                 "batch_id": "\(event.batchID)", "job_id": "\(event.jobID ?? "-")",
-                "status": "\(outcome.status.rawValue)", "successful": "\(outcome.successful)",
+                "status": "\(outcome.status.rawValue)", "deleted": "\(outcome.deleted)",
+                "not_found": "\(outcome.notFound)", "still_present": "\(outcome.stillPresent)",
             ])
         return .published(publication.batchID)
     }

@@ -129,7 +129,8 @@ public final class PurgeWorker: Service, Sendable {
         var machine = PipelineStateMachine(
             configuration: PipelineStateMachine.Configuration(
                 maxInFlightJobs: configuration.maxInFlightJobs, shutdownTimeout: configuration.shutdownTimeout,
-                jobTimeout: client.configuration.jobTimeout),
+                jobTimeout: client.configuration.jobTimeout, goneCacheCapacity: configuration.goneCacheSize,
+                goneCacheMaximumAge: configuration.goneCacheTTL),
             batcher: Batcher(
                 maxSize: configuration.batchMaxSize, maxWait: configuration.batchMaxWait,
                 defaultEnvironment: configuration.datocmsEnvironment))
@@ -201,10 +202,10 @@ public final class PurgeWorker: Service, Sendable {
         consumer: KafkaConsumer, producer: KafkaProducer
     ) {
         switch action {
-        case .submit(let operation):
+        case .submit(let operation, let knownGone):
             metrics.batchesSubmitted.increment()
             metrics.batchSize.record(operation.uploadIDs.count)
-            group.addTask { await self.submit(operation) }
+            group.addTask { await self.submit(operation, knownGone: knownGone) }
         case .publish(let publication):
             group.addTask { await self.publish(publication, producer: producer) }
         case .deadLetter(let message, let deadLetter):
@@ -284,9 +285,10 @@ public final class PurgeWorker: Service, Sendable {
 
     // MARK: - Jobs and publications
 
-    private func submit(_ operation: BulkOperation) async -> PipelineStateMachine.Event {
+    private func submit(_ operation: BulkOperation, knownGone: Set<UploadID>) async -> PipelineStateMachine.Event {
         do {
-            let outcome = try await client.destroyUploads(operation.uploadIDs, environment: operation.environment)
+            let outcome = try await client.destroyUploads(
+                operation.uploadIDs, environment: operation.environment, knownGone: knownGone)
             return .jobFinished(operation.batchID, outcome)
         } catch {
             if error.kind == .fatal || !Task.isCancelled {

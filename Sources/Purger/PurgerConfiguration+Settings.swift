@@ -48,6 +48,14 @@ enum SettingDeclarations {
     static let jobTimeout = Setting(
         "PURGER_JOB_TIMEOUT_S", \.jobTimeout, default: .literal("600"), .seconds(1...604_800),
         "give up on a job result after this long, reporting `timed_out`")
+    static let goneCacheSize = Setting(
+        "PURGER_GONE_CACHE_SIZE", \.goneCacheSize, default: .literal("10000"), .integer(0...10_000_000),
+        "upload ids confirmed gone that are remembered (about 350 bytes each), so that a repeated request for one is "
+            + "reported `not_found` without an API request; `0` turns this off")
+    static let goneCacheTTL = Setting(
+        "PURGER_GONE_CACHE_TTL_S", \.goneCacheTTL, default: .literal("600"), .seconds(1...86_400),
+        "how long an id confirmed gone is remembered; an upload re-created with the same id within this window "
+            + "would be skipped")
     static let shutdownTimeout = Setting(
         "PURGER_SHUTDOWN_TIMEOUT_S", \.shutdownTimeout, default: .literal("30"), .seconds(1...86_400),
         "drain budget on SIGTERM/SIGINT and on partition revocation")
@@ -93,6 +101,8 @@ enum SettingDeclarations {
         batchMaxWait.row,
         maxInFlightJobs.row,
         jobTimeout.row,
+        goneCacheSize.row,
+        goneCacheTTL.row,
         shutdownTimeout.row,
         httpPort.row,
         logLevel.row,

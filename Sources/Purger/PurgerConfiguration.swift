@@ -36,6 +36,10 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     public var maxInFlightJobs: Int
     /// How long the worker waits for a job result before reporting `timed_out`.
     public var jobTimeout: Duration
+    /// The most upload ids confirmed gone that are remembered; `0` remembers none.
+    public var goneCacheSize: Int
+    /// How long an id confirmed gone is answered `not_found` without asking the API again.
+    public var goneCacheTTL: Duration
     /// The drain budget on SIGTERM/SIGINT.
     public var shutdownTimeout: Duration
     /// The port of `/metrics`, `/healthz` and `/readyz`; `0` disables the HTTP server.
@@ -92,6 +96,8 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             batchMaxWait: try S.batchMaxWait.value(in: values),
             maxInFlightJobs: try S.maxInFlightJobs.value(in: values),
             jobTimeout: try S.jobTimeout.value(in: values),
+            goneCacheSize: try S.goneCacheSize.value(in: values),
+            goneCacheTTL: try S.goneCacheTTL.value(in: values),
             shutdownTimeout: try S.shutdownTimeout.value(in: values),
             httpPort: try S.httpPort.value(in: values),
             logLevel: try S.logLevel.value(in: values),

@@ -10,8 +10,10 @@ public struct PurgerMetrics: Sendable {
     let requestsConsumed = Counter(label: "purger_requests_consumed_total")
     let batchesSubmitted = Counter(label: "purger_batches_submitted_total")
     let batchSize = Recorder(label: "purger_batch_size", aggregate: true)
-    let uploadsSuccessful = Counter(label: "purger_uploads_deleted_total", dimensions: [("outcome", "successful")])
-    let uploadsFailed = Counter(label: "purger_uploads_deleted_total", dimensions: [("outcome", "failed")])
+    /// Requested uploads by what became of them (CONTRACT §3): deleted by this worker, already absent, still there.
+    let uploadsDeleted = Counter(label: "purger_uploads_total", dimensions: [("outcome", "deleted")])
+    let uploadsNotFound = Counter(label: "purger_uploads_total", dimensions: [("outcome", "not_found")])
+    let uploadsStillPresent = Counter(label: "purger_uploads_total", dimensions: [("outcome", "still_present")])
     let inFlightJobs = Gauge(label: "purger_in_flight_jobs")
     let pausedPartitions = Gauge(label: "purger_paused_partitions")
     let endToEndLatency = Metrics.Timer(label: "purger_end_to_end_latency_seconds", preferredDisplayUnit: .seconds)

@@ -12,11 +12,22 @@ final class BenchCollector: Sendable {
         var completedAt: [String: Date] = [:]
         var events = 0
         var successful = 0
+        var notFound = 0
         var failed = 0
+        /// Events whose counts are marked inferred.
+        var inferred = 0
+        /// Events with `failed > 0`, and those of them naming the failed ids.
+        var eventsWithFailures = 0
+        var eventsNamingFailures = 0
+        /// `GET /uploads` lookups the events report.
+        var lookups = 0
         var byStatus: [String: Int] = [:]
         var lastCompletion: Date?
         /// The earliest `first_enqueued_at`: when the worker took in the first request it reported on.
         var firstEnqueued: Date?
+
+        /// Ids the events account for, in all three outcomes.
+        var ids: Int { successful + notFound + failed }
     }
 
     private let state = Mutex(Snapshot())
@@ -44,7 +55,7 @@ final class BenchCollector: Sendable {
                 record(message, formatter: formatter)
             }
             complete = state.withLock {
-                $0.completedAt.count >= expected && $0.successful + $0.failed >= expectedIDs
+                $0.completedAt.count >= expected && $0.ids >= expectedIDs
             }
         }
         await consumer.close(timeout: .seconds(2))
@@ -62,7 +73,15 @@ final class BenchCollector: Sendable {
             tally.events += 1
             tally.byStatus[event["status"] as? String ?? "?", default: 0] += 1
             tally.successful += event["successful"] as? Int ?? 0
-            tally.failed += event["failed"] as? Int ?? 0
+            let failed = event["failed"] as? Int ?? 0
+            tally.notFound += event["not_found"] as? Int ?? 0
+            tally.failed += failed
+            tally.lookups += event["lookups"] as? Int ?? 0
+            if event["counts"] as? String == "inferred" { tally.inferred += 1 }
+            if failed > 0 {
+                tally.eventsWithFailures += 1
+                if event["failed_upload_ids"] is [Any] { tally.eventsNamingFailures += 1 }
+            }
             for request in requests {
                 tally.completedAt[request] = max(tally.completedAt[request] ?? completed, completed)
             }

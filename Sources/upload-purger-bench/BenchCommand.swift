@@ -70,6 +70,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "(strategies, replicas) Fraction of uploads in use (their deletion fails).")
     var inUseFraction = 0.0
 
+    @Option(
+        help: "(strategies) Probability that an id of a request repeats one an earlier request named (0 to 1).")
+    var recurrence = 0.0
+
     @Option(help: "(strategies) Requests the naive strategy works on at once.")
     var naiveConcurrency = 16
 
@@ -112,6 +116,9 @@ struct BenchCommand: AsyncParsableCommand {
     static func main() async { await CommandLineMain.run(Self.self) }
 
     func validate() throws {
+        guard (0...1).contains(recurrence), (0...1).contains(inUseFraction) else {
+            throw ValidationError("--recurrence and --in-use-fraction must be from 0 to 1")
+        }
         guard requests ?? 1 >= 1, maxIDsPerRequest >= 1, maxIDsPerRequest <= 1000 else {
             throw ValidationError("--requests must be at least 1 and --max-ids-per-request from 1 to 1000")
         }
@@ -137,10 +144,10 @@ struct BenchCommand: AsyncParsableCommand {
             sizes: BenchWorkload.sizes(count: requests, maxIDsPerRequest: maxIDsPerRequest, seed: 2026),
             rateLimit: RateLimit(parsing: rateLimit)!, jobBase: .milliseconds(jobBaseMs),
             jobPerUpload: .milliseconds(jobPerUploadMs), jobJitter: jobJitter, inUseFraction: inUseFraction,
-            naiveConcurrency: naiveConcurrency, timeout: .seconds(timeoutS))
+            recurrence: recurrence, naiveConcurrency: naiveConcurrency, timeout: .seconds(timeoutS))
         let uploads = environment.sizes.reduce(0, +)
         let caption =
-            "\(requests) requests, \(uploads) uploads, rate limit \(rateLimit), jobs \(jobBaseMs) ms + \(jobPerUploadMs) ms/upload ± \(Int(jobJitter * 100)) %"
+            "\(requests) requests, \(uploads) upload ids (in use \(Int(inUseFraction * 100)) %, recurring \(Int(recurrence * 100)) %), rate limit \(rateLimit), jobs \(jobBaseMs) ms + \(jobPerUploadMs) ms/upload ± \(Int(jobJitter * 100)) %"
         print("bench: \(caption)")
         var results: [BenchResult] = []
         for strategy in strategies {
@@ -151,7 +158,9 @@ struct BenchCommand: AsyncParsableCommand {
                     + "\(result.deleted) deleted, \(result.apiRequests) API requests, \(result.rateLimited) 429s")
             results.append(result)
         }
-        print("\n" + BenchReport.table(results) + "\n\nTargets (issue 6)\n" + BenchReport.targets(results))
+        print(
+            "\n" + BenchReport.table(results) + "\n\nOutcomes\n" + BenchReport.outcomesTable(results)
+                + "\n\nTargets (issue 6)\n" + BenchReport.targets(results))
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

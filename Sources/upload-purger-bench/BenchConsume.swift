@@ -224,7 +224,7 @@ struct BenchConsume {
         await simulator.shutdown()
         let tally = collector.snapshot()
         let counts = Counts(
-            messages: tally.completedAt.count, batches: tally.events, ids: tally.successful + tally.failed,
+            messages: tally.completedAt.count, batches: tally.events, ids: tally.ids,
             deleted: stats.deletions, doubleDeletions: stats.doubleDeletions)
         guard let start = tally.firstEnqueued, let end = tally.lastCompletion, counts.messages > 0 else {
             return (Reading(messagesPerSecond: 0, cpuPer100k: 0), counts)

@@ -57,18 +57,7 @@ struct BenchNaivePipeline: Sendable {
             batchID: BatchID(), environment: request.environment, uploadIDs: request.uploadIDs,
             requests: [request.ref], firstEnqueuedAt: .now, firstEnqueuedWallTime: Date())
         let outcome = try await client.destroyUploads(request.uploadIDs, environment: request.environment)
-        let status: CompletionEvent.Status =
-            switch outcome.status {
-            case .completed: .completed
-            case .rejected: .rejected
-            case .timedOut: .timedOut
-            }
-        let event = try CompletionEvent(
-            operation: operation, requests: [request.ref], status: status,
-            jobID: outcome.jobIDs.first?.rawValue, jobStatus: outcome.jobStatus, successful: outcome.successful,
-            failed: outcome.failed, failedUploadIDs: outcome.failedUploadIDs, error: outcome.error,
-            attempts: outcome.attempts, polls: outcome.polls, submittedAt: outcome.submittedAt,
-            completedAt: outcome.completedAt)
+        let event = try CompletionEvent(operation: operation, requests: [request.ref], outcome: outcome)
         _ = try await producer.send(
             KafkaRecord(topic: resultsTopic, key: Array(operation.batchID.description.utf8), value: event.jsonBytes()))
     }

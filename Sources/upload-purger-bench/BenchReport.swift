@@ -33,6 +33,29 @@ enum BenchReport {
         return lines.joined(separator: "\n")
     }
 
+    /// What the completion events told about each upload, and what finding it out cost.
+    static func outcomesTable(_ results: [BenchResult]) -> String {
+        var lines = [
+            "| strategy | uploads deleted / API request | lookups (GET /uploads) | deleted (events / simulator) "
+                + "| not found | still present | events with failures naming them | inferred events |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for result in results {
+            let naming =
+                result.eventsWithFailures == 0
+                ? "–"
+                : "\(result.eventsNamingFailures) of \(result.eventsWithFailures) ("
+                    + "\(format(Double(result.eventsNamingFailures) / Double(result.eventsWithFailures) * 100, 1)) %)"
+            let cells = [
+                result.title, format(result.uploadsPerRequest, 1), "\(result.lookups)",
+                "\(result.reportedDeleted) / \(result.deleted)", "\(result.notFound)", "\(result.failed)", naming,
+                "\(result.inferredEvents)",
+            ]
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
     /// The targets for the shipped worker, each with its measured figure.
     static func targets(_ results: [BenchResult]) -> String {
         guard let shipped = results.first(where: { $0.strategy == BenchStrategy.uploadPurger.rawValue }) else {

@@ -14,6 +14,8 @@ struct BenchEnvironment: Sendable {
     var jobPerUpload: Duration
     var jobJitter: Double
     var inUseFraction: Double
+    /// Probability that an id of a request repeats one an earlier request named.
+    var recurrence: Double = 0
     var naiveConcurrency: Int
     var timeout: Duration
 
@@ -33,8 +35,16 @@ struct BenchResult: Sendable, Codable {
     var uploads: Int
     var complete: Bool
     var deleted: Int
+    /// Outcomes as the completion events tell them.
+    var reportedDeleted: Int
+    var notFound: Int
     var failed: Int
     var events: Int
+    var eventsWithFailures: Int
+    var eventsNamingFailures: Int
+    var inferredEvents: Int
+    /// `GET /uploads` requests the simulator answered (lookups of which ids still exist).
+    var lookups: Int
     var apiRequests: Int
     var rateLimited: Int
     var jobs: Int
@@ -73,12 +83,13 @@ struct BenchRun {
     var logger: Logger
 
     func run() async throws -> BenchResult {
-        let uploads = environment.sizes.reduce(0, +)
         let fixtures = try await environment.startFixtures(requestPartitions: 3, logger: logger)
         let (cluster, simulator, baseURL, token) = (
             fixtures.cluster, fixtures.simulator, fixtures.baseURL, fixtures.token
         )
-        let workload = BenchWorkload(sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil))
+        let workload = BenchWorkload(
+            sizes: environment.sizes, pool: simulator.uploadIDs(environment: nil), recurrence: environment.recurrence)
+        let uploads = workload.distinctIDs
 
         let requestedAt = Date()
         let stamp = {
@@ -160,7 +171,10 @@ struct BenchRun {
         let perSecond = Double(environment.rateLimit.requests) / environment.rateLimit.window.secondsValue
         return BenchResult(
             strategy: strategy.rawValue, title: strategy.title, requests: workload.requests.count, uploads: uploads,
-            complete: complete, deleted: stats.deletions, failed: tally.failed, events: tally.events,
+            complete: complete, deleted: stats.deletions, reportedDeleted: tally.successful, notFound: tally.notFound,
+            failed: tally.failed, events: tally.events, eventsWithFailures: tally.eventsWithFailures,
+            eventsNamingFailures: tally.eventsNamingFailures, inferredEvents: tally.inferred,
+            lookups: stats.requests["uploads"]?.values.reduce(0, +) ?? 0,
             apiRequests: stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) },
             rateLimited: stats.rateLimited, jobs: stats.jobsStarted, pollsPerJob: pollsPerJob, wallSeconds: wall,
             deletionsPerSecond: Double(stats.deletions) / wall,

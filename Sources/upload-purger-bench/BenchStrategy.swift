@@ -6,12 +6,15 @@ import Purger
 enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// One bulk operation per request, the official client's linear polling, reacting to 429s only.
     case naive
-    /// The worker's batching (200 ids / 2 s), but the official client's linear polling, reacting to 429s only.
+    /// The worker's batching (200 ids / 2 s), but the official client's linear polling, reacting to 429s only, and
+    /// no memory of ids confirmed gone.
     case officialClient = "official-client"
     /// The worker as shipped (defaults).
     case uploadPurger = "upload-purger"
-    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16`: how much the default of 8 holds it back.
+    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=8`: what the default of 16 gains.
     case uploadPurgerInFlight8 = "upload-purger-8"
+    /// The worker as shipped but with `PURGER_GONE_CACHE_SIZE=0`: what remembering ids confirmed gone saves.
+    case uploadPurgerNoGoneCache = "upload-purger-no-gone-cache"
 
     /// Column heading in the table and legend in the chart.
     var title: String {
@@ -20,6 +23,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .officialClient: "official-client policy"
         case .uploadPurger: "upload-purger (defaults)"
         case .uploadPurgerInFlight8: "upload-purger, 8 in flight"
+        case .uploadPurgerNoGoneCache: "upload-purger, no gone cache"
         }
     }
 
@@ -30,6 +34,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .officialClient: "#ff7f0e"
         case .uploadPurger: "#1f77b4"
         case .uploadPurgerInFlight8: "#2ca02c"
+        case .uploadPurgerNoGoneCache: "#9467bd"
         }
     }
 
@@ -43,7 +48,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .naive, .officialClient:
             configuration.pollStrategy = .linear(step: .seconds(1))
             configuration.pacing = .reactiveOnly
-        case .uploadPurger, .uploadPurgerInFlight8:
+        case .uploadPurger, .uploadPurgerInFlight8, .uploadPurgerNoGoneCache:
             break
         }
         return configuration
@@ -52,7 +57,12 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// The worker's configuration for this strategy (the worker reads it through `PurgeWorker.Settings`).
     func workerConfiguration(_ base: PurgerConfiguration) -> PurgerConfiguration {
         var configuration = base
-        if self == .uploadPurgerInFlight8 { configuration.maxInFlightJobs = 8 }
+        switch self {
+        case .uploadPurgerInFlight8: configuration.maxInFlightJobs = 8
+        // The official client remembers nothing between operations.
+        case .officialClient, .uploadPurgerNoGoneCache: configuration.goneCacheSize = 0
+        case .naive, .uploadPurger: break
+        }
         return configuration
     }
 }

@@ -22,20 +22,42 @@ struct BenchWorkload: Sendable {
         return (0..<count).map { _ in Int(random.next() % UInt64(maxIDsPerRequest)) + 1 }
     }
 
-    /// Assigns `pool`'s ids in order to requests of the given sizes.
+    /// Assigns `pool`'s ids in order to requests of the given sizes. With `recurrence` > 0, each id is instead,
+    /// with that probability, one an earlier request already named (drawn from the last few thousand ids named): upstream
+    /// pipelines repeat themselves (retries, replays, overlapping cleanups).
     ///
     /// - Precondition: `pool` holds at least `sizes.reduce(0, +)` ids.
-    init(sizes: [Int], pool: [UploadID]) {
+    init(sizes: [Int], pool: [UploadID], recurrence: Double = 0, seed: UInt64 = 2027) {
         precondition(pool.count >= sizes.reduce(0, +), "the simulator seeded too few uploads")
+        var random = SplitMix64(seed: seed)
         var next = 0
+        var recent: [UploadID] = []
         var requests: [Request] = []
         requests.reserveCapacity(sizes.count)
         for (index, size) in sizes.enumerated() {
-            requests.append(Request(id: "bench-\(index)", uploadIDs: Array(pool[next..<next + size])))
-            next += size
+            var ids: [UploadID] = []
+            var seen: Set<UploadID> = []
+            for _ in 0..<size {
+                let repeated =
+                    !recent.isEmpty && Double(random.next() % 1_000_000) / 1_000_000 < recurrence
+                    ? recent[Int(random.next() % UInt64(recent.count))] : nil
+                if let repeated, seen.insert(repeated).inserted {
+                    ids.append(repeated)
+                } else {
+                    ids.append(pool[next])
+                    seen.insert(pool[next])
+                    next += 1
+                }
+            }
+            recent += ids
+            if recent.count > 4_000 { recent.removeFirst(recent.count - 2_000) }
+            requests.append(Request(id: "bench-\(index)", uploadIDs: ids))
         }
         self.requests = requests
     }
+
+    /// Distinct upload ids over all requests.
+    var distinctIDs: Int { Set(requests.flatMap(\.uploadIDs)).count }
 
     /// Upload ids over all requests.
     var totalIDs: Int { requests.reduce(0) { $0 + $1.uploadIDs.count } }

@@ -123,7 +123,13 @@ struct DemoCommand: AsyncParsableCommand {
         let stats = simulator.stats()
         let summary = tally.snapshot()
         let clientStats = client.statistics
-        let agrees = summary.successful == stats.deletions && stats.doubleDeletions == 0
+        // Exact counts must match the simulator; inferred ones must bracket it (CONTRACT §3).
+        let agrees =
+            stats.doubleDeletions == 0
+            && (summary.inferred == 0
+                ? summary.successful == stats.deletions
+                : (summary.successful...(summary.successful + summary.notFound + summary.failed))
+                    .contains(stats.deletions))
         let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
         display.line(
             """
@@ -132,10 +138,12 @@ struct DemoCommand: AsyncParsableCommand {
               requests             \(requests) (\(workload.valid.count) valid, \(workload.malformed) malformed)
               distinct ids         \(workload.distinctIDs)
               batches              \(summary.batches) (\(summary.byStatus.map { "\($0.value) \($0.key)" }.sorted().joined(separator: ", ")))
-              successful           \(summary.successful)
-              failed               \(summary.failed) (in use, unknown or already deleted)
+              deleted              \(summary.successful)
+              not found            \(summary.notFound) (already deleted or never existed)
+              still present        \(summary.failed) (in use by records, or refused)
+              inferred counts      \(summary.inferred) batches (a lost response or failed lookup: see CONTRACT §3)
               dead-lettered        \(summary.deadLettered)
-              API requests         \(clientStats.totalRequests) (\(String(format: "%.1f", Double(summary.successful + summary.failed) / Double(max(1, clientStats.totalRequests)))) ids per request)
+              API requests         \(clientStats.totalRequests) (\(String(format: "%.1f", Double(summary.successful + summary.notFound + summary.failed) / Double(max(1, clientStats.totalRequests)))) ids per request)
               polls per job        \(String(format: "%.2f", clientStats.pollsPerFinishedJob))
               429s                 \(stats.rateLimited)
               deletions per second \(String(format: "%.1f", Double(summary.successful) / max(seconds, 0.001)))

@@ -11,7 +11,9 @@ final class DemoTally: Sendable {
         var batches = 0
         var byStatus: [String: Int] = [:]
         var successful = 0
+        var notFound = 0
         var failed = 0
+        var inferred = 0
         var deadLettered = 0
 
         func isComplete(for workload: DemoWorkload) -> Bool {
@@ -23,7 +25,7 @@ final class DemoTally: Sendable {
             let accounted = reportedRequests.count + deadLettered
             let total = workload.valid.count + workload.malformed
             return "\(accounted)/\(total) requests accounted · \(batches) batches · \(successful) deleted · "
-                + "\(failed) failed · \(deadLettered) dead-lettered · \(elapsed.components.seconds) s"
+                + "\(notFound) not found · \(failed) still present · \(deadLettered) dead-lettered · \(elapsed.components.seconds) s"
         }
     }
 
@@ -75,7 +77,9 @@ final class DemoTally: Sendable {
             tally.batches += 1
             tally.byStatus[event["status"] as? String ?? "?", default: 0] += 1
             tally.successful += event["successful"] as? Int ?? 0
+            tally.notFound += event["not_found"] as? Int ?? 0
             tally.failed += event["failed"] as? Int ?? 0
+            if event["counts"] as? String == "inferred" { tally.inferred += 1 }
             tally.reportedRequests.formUnion(requests)
         }
     }

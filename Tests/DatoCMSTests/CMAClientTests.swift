@@ -10,9 +10,9 @@ import Testing
             let outcome = try await client.destroyUploads(ids + ids.prefix(10), environment: nil)
             #expect(outcome.status == .completed)
             #expect(outcome.requested == 150)
-            #expect(outcome.successful == 150)
-            #expect(outcome.failed == 0)
-            #expect(outcome.failedUploadIDs == [])
+            #expect(outcome.deleted == 150)
+            #expect(outcome.stillPresent == 0)
+            #expect(outcome.stillPresentIDs == [])
             #expect(outcome.jobIDs.count == 1)
             #expect(outcome.jobStatus == 200)
             #expect(outcome.attempts == 1)
@@ -30,7 +30,7 @@ import Testing
             let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
             let ids = Array(simulator.uploadIDs(environment: "staging").prefix(20))
             let outcome = try await client.destroyUploads(ids, environment: "staging")
-            #expect(outcome.successful == 20)
+            #expect(outcome.deleted == 20)
             #expect(simulator.stats().uploadsLeft == ["primary": 400, "staging": 380])
         }
     }
@@ -41,12 +41,12 @@ import Testing
             let ids = Array(simulator.uploadIDs(environment: nil).prefix(350))
             let outcome = try await client.destroyUploads(ids, environment: nil)
             #expect(outcome.jobIDs.count == 2)
-            #expect(outcome.successful == 350)
+            #expect(outcome.deleted == 350)
             #expect(outcome.attempts == 2)
         }
     }
 
-    @Test func countsInUseAndUnknownIdsAsFailed() async throws {
+    @Test func tellsDeletedNotFoundAndStillPresentApart() async throws {
         try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.2)) { simulator, url in
             let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
             let ids = Array(simulator.uploadIDs(environment: nil).prefix(100))
@@ -54,29 +54,44 @@ import Testing
             #expect(!inUse.isEmpty)
             let unknown = ["AAAAAAAAAAAAAAAAAAAAAA", "999999999999999"].compactMap(UploadID.init(validating:))
 
-            let named = try await client.destroyUploads(ids, environment: nil)
-            #expect(named.status == .completed)
-            #expect(named.failed == inUse.count)
-            #expect(named.successful == ids.count - inUse.count)
-            #expect(named.failedUploadIDs.map(Set.init) == inUse, "attribution names the in-use ids")
+            let first = try await client.destroyUploads(ids, environment: nil)
+            #expect(first.status == .completed)
+            #expect(first.deleted == ids.count - inUse.count)
+            #expect(first.notFound == 0)
+            #expect(first.stillPresent == inUse.count)
+            #expect(first.stillPresentIDs.map(Set.init) == inUse, "the lookup names the in-use ids")
+            #expect(first.counts == .exact)
+            #expect(Set(first.goneIDs) == Set(ids).subtracting(inUse))
+            #expect(first.lookups == 1)
 
-            let withUnknown = try await client.destroyUploads(Array(inUse) + unknown, environment: nil)
-            #expect(withUnknown.failed == inUse.count + 2)
-            #expect(withUnknown.successful == 0)
-            #expect(withUnknown.failedUploadIDs == nil, "unknown ids cannot be named by a lookup")
+            // The same ids again, with two that never existed: the deleted ones and the unknown ones are not found.
+            let again = try await client.destroyUploads(ids + unknown, environment: nil)
+            #expect(again.deleted == 0)
+            #expect(again.notFound == ids.count - inUse.count + unknown.count)
+            #expect(again.stillPresent == inUse.count)
+            #expect(again.stillPresentIDs.map(Set.init) == inUse)
+            #expect(again.counts == .exact)
         }
     }
 
-    @Test func skipsTheAttributionLookupWhenTurnedOff() async throws {
-        try await Harness.withSimulator(Harness.simulatorConfiguration(inUse: 0.3)) { simulator, url in
-            let client = CMAClient(
-                configuration: Harness.clientConfiguration(baseURL: url, attributeFailures: false),
-                logger: Harness.logger)
-            let ids = Array(simulator.uploadIDs(environment: nil).prefix(50))
-            let outcome = try await client.destroyUploads(ids, environment: nil)
-            #expect(outcome.failed == simulator.inUseUploadIDs(environment: nil).intersection(ids).count)
-            #expect(outcome.failedUploadIDs == nil)
-            #expect(client.statistics.requests["uploads"] == nil)
+    @Test func idsKnownGoneAreNotFoundWithoutARequest() async throws {
+        try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let ids = Array(simulator.uploadIDs(environment: nil).prefix(30))
+            let skipped = try await client.destroyUploads(ids, environment: nil, knownGone: Set(ids))
+            #expect(skipped.status == .completed)
+            #expect(skipped.notFound == 30)
+            #expect(skipped.deleted == 0)
+            #expect(skipped.counts == .exact)
+            #expect(skipped.jobIDs.isEmpty)
+            #expect(skipped.submittedAt == nil)
+            #expect(client.statistics.totalRequests == 0)
+            #expect(simulator.existingUploadIDs(environment: nil).isSuperset(of: ids), "nothing was sent")
+
+            let mixed = try await client.destroyUploads(ids, environment: nil, knownGone: Set(ids.prefix(10)))
+            #expect(mixed.notFound == 10)
+            #expect(mixed.deleted == 20)
+            #expect(simulator.stats().jobs.map(\.uploads) == [20])
         }
     }
 
@@ -117,8 +132,8 @@ import Testing
                 let ids = Array(all[(batch * 40)..<(batch * 40 + 40)])
                 let outcome = try await client.destroyUploads(ids, environment: nil)
                 #expect(outcome.status == .completed)
-                #expect(outcome.failed == inUse.intersection(ids).count)
-                #expect(outcome.successful + outcome.failed == 40)
+                #expect(outcome.stillPresent == inUse.intersection(ids).count)
+                #expect(outcome.deleted + outcome.notFound + outcome.stillPresent == 40)
             }
             let stats = simulator.stats()
             #expect(stats.faultsInjected["server_error_500_html", default: 0] > 0)
@@ -141,7 +156,7 @@ import Testing
                 }
                 for try await outcome in group {
                     #expect(outcome.status == .completed)
-                    #expect(outcome.successful == 25)
+                    #expect(outcome.deleted == 25)
                 }
             }
             let stats = simulator.stats()
@@ -163,10 +178,11 @@ import Testing
                 let outcome = try await client.destroyUploads(ids, environment: nil)
                 let deleted = simulator.deletedUploadIDs(environment: nil).intersection(ids)
                 #expect(outcome.status == .completed)
-                #expect(outcome.successful == deleted.count)
-                #expect(outcome.failed == inUse.intersection(ids).count)
-                #expect(outcome.successful + outcome.failed == 50)
-                if let named = outcome.failedUploadIDs { #expect(Set(named) == inUse.intersection(ids)) }
+                #expect(outcome.deleted + outcome.notFound == deleted.count)
+                #expect(outcome.deleted <= deleted.count)
+                #expect(outcome.stillPresent == inUse.intersection(ids).count)
+                #expect(outcome.deleted + outcome.notFound + outcome.stillPresent == 50)
+                if let named = outcome.stillPresentIDs { #expect(Set(named) == inUse.intersection(ids)) }
             }
             let stats = simulator.stats()
             #expect(stats.lostResponses > 0)
@@ -199,9 +215,10 @@ import Testing
                 }
                 let deleted = simulator.deletedUploadIDs(environment: nil).intersection(ids)
                 #expect(outcome.status == .completed)
-                #expect(outcome.successful == deleted.count)
-                #expect(outcome.failed == inUse.intersection(ids).count)
-                #expect(outcome.successful + outcome.failed == 20)
+                #expect(outcome.deleted + outcome.notFound == deleted.count)
+                #expect(outcome.deleted <= deleted.count)
+                #expect(outcome.stillPresent == inUse.intersection(ids).count)
+                #expect(outcome.deleted + outcome.notFound + outcome.stillPresent == 20)
             }
             let stats = simulator.stats()
             #expect(client.statistics.lostSubmissions > 0)
@@ -219,8 +236,10 @@ import Testing
             for batch in 0..<5 {
                 let ids = Array(all[(batch * 20)..<(batch * 20 + 20)])
                 let outcome = try await client.destroyUploads(ids, environment: nil)
-                #expect(outcome.successful + outcome.failed == 20)
-                #expect(outcome.successful == simulator.deletedUploadIDs(environment: nil).intersection(ids).count)
+                #expect(outcome.deleted + outcome.notFound + outcome.stillPresent == 20)
+                #expect(
+                    outcome.deleted + outcome.notFound
+                        == simulator.deletedUploadIDs(environment: nil).intersection(ids).count)
             }
             #expect(simulator.stats().faultsInjected["failed_job_500", default: 0] > 0)
         }
@@ -236,15 +255,15 @@ import Testing
             #expect(ids.contains(refused))
             let outcome = try await client.destroyUploads(ids, environment: nil)
             #expect(outcome.status == .completed)
-            #expect(outcome.successful == 31)
-            #expect(outcome.failed == 1)
-            #expect(outcome.failedUploadIDs == [refused])
+            #expect(outcome.deleted == 31)
+            #expect(outcome.stillPresent == 1)
+            #expect(outcome.stillPresentIDs == [refused])
             #expect(simulator.existingUploadIDs(environment: nil).intersection(ids) == [refused])
             #expect(client.statistics.bisections >= 5)
 
             let alone = try await client.destroyUploads([refused], environment: nil)
             #expect(alone.status == .rejected)
-            #expect(alone.failed == 1)
+            #expect(alone.stillPresent == 1)
             #expect(alone.error?.hasPrefix("INVALID_FIELD") == true)
         }
     }
@@ -262,7 +281,7 @@ import Testing
                 for index in 0..<24 {
                     let client = clients[index % 2]
                     let ids = Array(all[(index * 20)..<(index * 20 + 20)])
-                    group.addTask { try await client.destroyUploads(ids, environment: nil).successful }
+                    group.addTask { try await client.destroyUploads(ids, environment: nil).deleted }
                 }
                 var total = 0
                 for try await successful in group { total += successful }

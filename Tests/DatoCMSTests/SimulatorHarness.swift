@@ -18,12 +18,12 @@ enum Harness {
 
     static func clientConfiguration(
         baseURL: String, token: String = Harness.token,
-        rateLimit: RateLimit = RateLimit(requests: 1000, window: .seconds(3)), attributeFailures: Bool = true,
+        rateLimit: RateLimit = RateLimit(requests: 1000, window: .seconds(3)),
         requestTimeout: Duration = .seconds(5)
     ) -> CMAClientConfiguration {
         CMAClientConfiguration(
             apiToken: APIToken(token), baseURL: baseURL, rateLimit: rateLimit, jobTimeout: .seconds(20),
-            attributeFailures: attributeFailures, requestTimeout: requestTimeout, retryDeadline: .seconds(20),
+            requestTimeout: requestTimeout, retryDeadline: .seconds(20),
             retryBaseDelay: .milliseconds(10), retryMaxDelay: .milliseconds(200),
             pollSchedule: .init(priorBase: .milliseconds(50), priorPerUpload: .microseconds(250)))
     }

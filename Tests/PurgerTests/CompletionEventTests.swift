@@ -19,11 +19,13 @@ import Testing
     private func event(
         status: CompletionEvent.Status = .completed,
         environment: String? = nil,
-        jobID: String? = "4235",
+        jobIDs: [String] = ["4235"],
         jobStatus: Int? = 200,
         successful: Int = 1,
+        notFound: Int = 0,
         failed: Int = 1,
         failedUploadIDs: [UploadID]? = nil,
+        counts: CompletionEvent.Counts = .inferred,
         uploadIDs: [UploadID]? = nil,
         error: String? = nil,
         submittedAt: Date?? = .none
@@ -32,16 +34,19 @@ import Testing
             batchID: batchID,
             environment: environment,
             status: status,
-            jobID: jobID,
+            jobIDs: jobIDs,
             jobStatus: jobStatus,
             successful: successful,
+            notFound: notFound,
             failed: failed,
             failedUploadIDs: failedUploadIDs,
+            counts: counts,
             uploadIDs: uploadIDs ?? ids,
             requests: requests,
             error: error,
             attempts: 1,
             polls: 2,
+            lookups: 1,
             firstEnqueuedAt: enqueued,
             submittedAt: submittedAt ?? submitted,
             completedAt: completed
@@ -49,14 +54,15 @@ import Testing
     }
 
     @Test func writesTheContractShapeInContractOrder() throws {
-        let json = String(decoding: try event(failedUploadIDs: [ids[0]]).jsonBytes(), as: UTF8.self)
+        let json = String(decoding: try event(failedUploadIDs: [ids[0]], counts: .exact).jsonBytes(), as: UTF8.self)
         let expected = """
-            {"schema":"upload-deletion-result/v1","batch_id":"0f8e2f0c-3b7e-4c1e-9a53-1d1f0c2b7a11",\
-            "environment":null,"status":"completed","job_id":"4235","job_status":200,"requested":2,\
-            "successful":1,"failed":1,"failed_upload_ids":["q0VNpiNQSkG6z0lif_O1zg"],\
-            "upload_ids":["q0VNpiNQSkG6z0lif_O1zg","20042921"],\
+            {"schema":"upload-deletion-result/v2","batch_id":"0f8e2f0c-3b7e-4c1e-9a53-1d1f0c2b7a11",\
+            "environment":null,"status":"completed","job_id":"4235","job_ids":["4235"],"job_status":200,\
+            "requested":2,"successful":1,"not_found":0,"failed":1,"failed_upload_ids":["q0VNpiNQSkG6z0lif_O1zg"],\
+            "counts":"exact","upload_ids":["q0VNpiNQSkG6z0lif_O1zg","20042921"],\
             "requests":[{"request_id":"article-4711-cleanup","topic":"upload-deletion-requests","partition":3,\
-            "offset":1187}],"error":null,"attempts":1,"polls":2,"first_enqueued_at":"2026-11-28T10:00:00.120Z",\
+            "offset":1187}],"error":null,"attempts":1,"polls":2,"lookups":1,\
+            "first_enqueued_at":"2026-11-28T10:00:00.120Z",\
             "submitted_at":"2026-11-28T10:00:02.130Z","completed_at":"2026-11-28T10:00:03.410Z"}
             """
         #expect(json == expected)
@@ -65,7 +71,7 @@ import Testing
     @Test func writesAbsentValuesAsExplicitNulls() throws {
         let rejected = try event(
             status: .rejected,
-            jobID: nil,
+            jobIDs: [],
             jobStatus: nil,
             successful: 0,
             failed: 2,
@@ -73,7 +79,7 @@ import Testing
             submittedAt: .some(nil)
         )
         let json = try jsonObject(rejected.jsonBytes())
-        #expect(json.count == 18)
+        #expect(json.count == 22)
         for key in ["environment", "job_id", "job_status", "failed_upload_ids", "submitted_at"] {
             #expect(json[key] is NSNull, "\(key) should be null")
         }
@@ -100,10 +106,18 @@ import Testing
         #expect(try event().requested == 2)
     }
 
-    @Test func refusesCountsThatDoNotAddUpToRequested() {
+    @Test func refusesCountsThatDoNotAddUpToRequested() throws {
         #expect(throws: CompletionEventError.self) { try event(successful: 2, failed: 1) }
         #expect(throws: CompletionEventError.self) { try event(successful: 0, failed: 1) }
         #expect(throws: CompletionEventError.self) { try event(successful: 3, failed: -1) }
+        #expect(throws: CompletionEventError.self) { try event(successful: 1, notFound: 1, failed: 1) }
+        #expect(throws: CompletionEventError.self) { try event(successful: 1, notFound: -1, failed: 2) }
+        #expect(try event(successful: 0, notFound: 1, failed: 1).requested == 2)
+    }
+
+    @Test func refusesExactCountsThatDoNotNameTheFailedIDs() throws {
+        #expect(throws: CompletionEventError.self) { try event(failedUploadIDs: nil, counts: .exact) }
+        #expect(try event(successful: 1, notFound: 1, failed: 0, failedUploadIDs: [], counts: .exact).failed == 0)
     }
 
     @Test func refusesARejectionWithSuccesses() {
@@ -132,21 +146,16 @@ import Testing
             firstEnqueuedAt: .now,
             firstEnqueuedWallTime: enqueued
         )
-        let event = try CompletionEvent(
-            operation: operation,
-            requests: requests,
-            status: .completed,
-            jobID: "1",
-            jobStatus: 200,
-            successful: 2,
-            failed: 0,
-            failedUploadIDs: [],
-            error: nil,
-            attempts: 1,
-            polls: 1,
-            submittedAt: submitted,
-            completedAt: completed
-        )
+        let outcome = BulkDestroyOutcome(
+            status: .completed, jobIDs: [JobID("1"), JobID("2")], jobStatus: 200, requested: 2, deleted: 1,
+            notFound: 1, stillPresent: 0, stillPresentIDs: [], counts: .exact, goneIDs: ids, error: nil, attempts: 2,
+            polls: 3, lookups: 1, submittedAt: submitted, completedAt: completed)
+        let event = try CompletionEvent(operation: operation, requests: requests, outcome: outcome)
+        #expect(event.jobIDs == ["1", "2"])
+        #expect(event.jobID == "1")
+        #expect((event.successful, event.notFound, event.failed) == (1, 1, 0))
+        #expect(event.counts == .exact)
+        #expect(event.lookups == 1)
         #expect(event.batchID == batchID)
         #expect(event.environment == "main")
         #expect(event.uploadIDs == ids)
@@ -161,23 +170,26 @@ import Testing
             batchID: BatchID(),
             environment: nil,
             status: .timedOut,
-            jobID: nil,
+            jobIDs: [],
             jobStatus: nil,
             successful: 0,
+            notFound: 0,
             failed: 1,
             failedUploadIDs: nil,
+            counts: .inferred,
             uploadIDs: [uploadID(1)],
             requests: [RequestRef(requestID: "line\nbreak \"quoted\"", source: position(0))],
             error: "no job result within 600s",
             attempts: 1,
             polls: 40,
+            lookups: 0,
             firstEnqueuedAt: Date(timeIntervalSince1970: 0),
             submittedAt: nil,
             completedAt: Date(timeIntervalSince1970: 600)
         )
         let viaEncoder = try jsonObject(Array(JSONEncoder().encode(event)))
         let viaBytes = try jsonObject(event.jsonBytes())
-        #expect(viaEncoder.count == 18)
+        #expect(viaEncoder.count == 22)
         #expect(viaEncoder["submitted_at"] is NSNull)
         #expect(viaEncoder["job_id"] is NSNull)
         #expect(NSDictionary(dictionary: viaEncoder).isEqual(to: viaBytes))

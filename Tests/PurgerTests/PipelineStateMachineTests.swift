@@ -27,12 +27,14 @@ import Testing
 
         init(
             maxInFlight: Int = 2, batchSize: Int = 3, maxWait: Duration = .seconds(2),
-            shutdownTimeout: Duration = .seconds(10), partitions: [Int32] = [0], commitsLandAtOnce: Bool = true
+            shutdownTimeout: Duration = .seconds(10), partitions: [Int32] = [0], commitsLandAtOnce: Bool = true,
+            goneCacheCapacity: Int = 0, goneCacheMaximumAge: Duration = .seconds(60)
         ) {
             self.commitsLandAtOnce = commitsLandAtOnce
             machine = Machine(
                 configuration: Machine.Configuration(
-                    maxInFlightJobs: maxInFlight, shutdownTimeout: shutdownTimeout, jobTimeout: .seconds(600)),
+                    maxInFlightJobs: maxInFlight, shutdownTimeout: shutdownTimeout, jobTimeout: .seconds(600),
+                    goneCacheCapacity: goneCacheCapacity, goneCacheMaximumAge: goneCacheMaximumAge),
                 batcher: Batcher(maxSize: batchSize, maxWait: maxWait))
             if !partitions.isEmpty { assign(partitions) }
         }
@@ -134,9 +136,43 @@ import Testing
         let completed = status == .completed
         return BulkDestroyOutcome(
             status: status, jobIDs: [JobID("job-\(operation.batchID)")], jobStatus: completed ? 200 : nil,
-            requested: count, successful: completed ? count : 0, failed: completed ? 0 : count,
-            failedUploadIDs: nil, error: completed ? nil : "\(status)", attempts: 1, polls: 1, submittedAt: Date(),
-            completedAt: Date())
+            requested: count, deleted: completed ? count : 0, notFound: 0, stillPresent: completed ? 0 : count,
+            stillPresentIDs: completed ? [] : nil, counts: completed ? .exact : .inferred,
+            goneIDs: completed ? operation.uploadIDs : [], error: completed ? nil : "\(status)", attempts: 1,
+            polls: 1, lookups: 0, submittedAt: Date(), completedAt: Date())
+    }
+
+    // MARK: - Ids confirmed gone
+
+    @Test func idsConfirmedGoneAreLeftOutOfALaterSubmissionWithinTheWindow() throws {
+        var harness = Harness(batchSize: 3, goneCacheCapacity: 100, goneCacheMaximumAge: .seconds(60))
+        let first = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.complete(first)
+        let again = harness.consume([uploadIDs(2...4)], from: 1)
+        #expect(again.submitted.count == 1)
+        #expect(again.knownGone == [Set(uploadIDs(2...3))])
+    }
+
+    @Test func idsConfirmedGoneAreAskedAgainOnceTheWindowHasPassed() throws {
+        var harness = Harness(batchSize: 3, goneCacheCapacity: 100, goneCacheMaximumAge: .seconds(60))
+        let first = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.complete(first)
+        harness.advance(by: .seconds(61))
+        #expect(harness.consume([uploadIDs(1...3)], from: 1).knownGone == [[]])
+    }
+
+    @Test func aGoneCacheOfSizeZeroRemembersNothing() throws {
+        var harness = Harness(batchSize: 3, goneCacheCapacity: 0)
+        let first = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.complete(first)
+        #expect(harness.consume([uploadIDs(1...3)], from: 1).knownGone == [[]])
+    }
+
+    @Test func idsOfATimedOutJobAreNotRememberedAsGone() throws {
+        var harness = Harness(batchSize: 3, goneCacheCapacity: 100)
+        let first = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.finish(first, status: .timedOut)
+        #expect(harness.consume([uploadIDs(1...3)], from: 1).knownGone == [[]])
     }
 
     // MARK: - Data flow
@@ -507,7 +543,12 @@ extension [PipelineStateMachine.Action] {
     }
 
     var submitted: [BulkOperation] {
-        compactMap { if case .submit(let operation) = $0 { operation } else { nil } }
+        compactMap { if case .submit(let operation, _) = $0 { operation } else { nil } }
+    }
+
+    /// The ids each submission leaves out as known gone, in submission order.
+    var knownGone: [Set<UploadID>] {
+        compactMap { if case .submit(_, let knownGone) = $0 { knownGone } else { nil } }
     }
 
     var publications: [PipelineStateMachine.Publication] {

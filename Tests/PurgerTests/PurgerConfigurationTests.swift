@@ -277,7 +277,7 @@ import Testing
 
     @Test func printsOneLinePerSetting() throws {
         let lines = try load().description.split(separator: "\n")
-        #expect(lines.count == 17)
+        #expect(lines.count == 19)
         #expect(lines.contains("DATOCMS_API_TOKEN=<unset>"))
         #expect(lines.contains("PURGER_BATCH_MAX_WAIT_MS=2000"))
         #expect(lines.contains("DATOCMS_RATE_LIMIT=60/3s"))
@@ -303,8 +303,8 @@ import Testing
         #expect(flags.contains("kafka-bootstrap-servers"))
         #expect(flags.contains("datocms-api-token-file"))
         #expect(flags.contains("log-format"))
-        #expect(PurgerConfiguration.settings.count == 19)
-        #expect(Set(PurgerConfiguration.settings.map(\.environmentName)).count == 19)
+        #expect(PurgerConfiguration.settings.count == 21)
+        #expect(Set(PurgerConfiguration.settings.map(\.environmentName)).count == 21)
         for flag in flags {
             #expect(error(flags: [flag: "x"])?.message != "is not a setting", "\(flag)")
         }

@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 import Kafka
 import Purger
@@ -123,27 +124,45 @@ struct FaultAccounting {
     /// Why events were not `completed`, with how many said so.
     var notCompletedErrors: [String: Int] = [:]
     var successfulInEvents = 0
-    /// Distinct ids an event with named failures reports as deleted.
-    var idsReportedDeleted = 0
+    var notFoundInEvents = 0
+    var failedInEvents = 0
+    /// Events with `failed > 0`, and how many of them name the failed ids.
+    var eventsWithFailures = 0
+    var eventsNamingFailures = 0
+    /// Events whose counts are marked inferred.
+    var inferredEvents = 0
     var simulatorDeletions = 0
     var doubleDeletions = 0
     /// Ids the simulator deleted that no completion event names: must be 0.
     var deletedUnreported = 0
     /// Ids the simulator deleted that no decodable request asked for: must be 0.
     var deletedUnrequested = 0
-    /// Ids an event reports as deleted (failures named) that still exist: must be 0.
+    /// Ids of an event that names its failures, not named failed, that still exist: must be 0.
     var reportedDeletedButExisting = 0
-    /// Deleted ids an event names as deleted.
+    /// Deleted ids an event that names its failures reports as gone.
     var deletedConfirmed = 0
-    /// Deleted ids named only in events that give counts but cannot name their failures.
-    var deletedCountedOnly = 0
-    /// Deleted ids whose events all name them as failed: the job that deleted them died with a killed worker
-    /// before its event was published, and the replay found them gone.
-    var deletedReportedFailed = 0
+    /// Ids named failed (still present) that are gone: must be 0 (in particular, a replay never names failed what the
+    /// first processing deleted).
+    var namedFailedButGone = 0
+    /// Events with exact counts whose `successful` differs from what the simulator's jobs of the event deleted:
+    /// must be 0.
+    var exactCountMismatches = 0
+    /// `successful` summed over exact events, and what their jobs deleted by the simulator's count.
+    var exactSuccessful = 0
+    var exactJobDeletions = 0
+    /// Events with inferred counts whose jobs (their own and lost ones sent for them) deleted fewer than
+    /// `successful` or more than `successful + not_found` (+ `failed` when the failed ids are not named): must be 0.
+    var inferredOutOfBounds = 0
+
+    /// The share of events with failures that name the failed ids.
+    var namingShare: Double {
+        eventsWithFailures == 0 ? 1 : Double(eventsNamingFailures) / Double(eventsWithFailures)
+    }
 
     init(
         produced messages: [SourcePosition: ProducedMessage], ledger: PublishedLedger,
-        deleted: [String?: Set<String>], existing: [String?: Set<String>], doubleDeletions: Int
+        deleted: [String?: Set<String>], existing: [String?: Set<String>], doubleDeletions: Int,
+        jobs: [SimulatorStats.Job] = []
     ) {
         produced = messages.count
         self.doubleDeletions = doubleDeletions
@@ -194,8 +213,10 @@ struct FaultAccounting {
         }
 
         events = ledger.events.count
+        let jobDeletions = Dictionary(jobs.map { ($0.id, $0.deleted) }, uniquingKeysWith: +)
+        let lostJobs = jobs.filter(\.responseLost)
         var reportedIDs: [String?: Set<String>] = [:]
-        var reportedDeleted: [String?: Set<String>] = [:]
+        var reportedGone: [String?: Set<String>] = [:]
         var reportedFailed: [String?: Set<String>] = [:]
         for event in ledger.events {
             eventsByStatus[event.status, default: 0] += 1
@@ -203,30 +224,63 @@ struct FaultAccounting {
                 notCompletedErrors["\(event.status): \((event.error ?? "-").prefix(100))", default: 0] += 1
             }
             successfulInEvents += event.successful
-            if event.successful + event.failed != event.requested || Set(event.upload_ids).count != event.requested {
+            notFoundInEvents += event.not_found
+            failedInEvents += event.failed
+            if event.successful + event.not_found + event.failed != event.requested
+                || Set(event.upload_ids).count != event.requested
+                || (event.counts == "exact" && event.failed_upload_ids == nil)
+            {
                 inconsistentEvents += 1
             }
             reportedIDs[event.environment, default: []].formUnion(event.upload_ids)
+            if event.failed > 0 {
+                eventsWithFailures += 1
+                if event.failed_upload_ids != nil { eventsNamingFailures += 1 }
+            }
             if let failed = event.failed_upload_ids {
-                if event.upload_ids.count - Set(failed).count != event.successful { inconsistentEvents += 1 }
-                reportedDeleted[event.environment, default: []].formUnion(Set(event.upload_ids).subtracting(failed))
+                if failed.count != event.failed || !Set(failed).isSubset(of: event.upload_ids) {
+                    inconsistentEvents += 1
+                }
+                reportedGone[event.environment, default: []].formUnion(Set(event.upload_ids).subtracting(failed))
                 reportedFailed[event.environment, default: []].formUnion(failed)
             }
+            let byOwnJobs = event.job_ids.reduce(0) { $0 + (jobDeletions[$1] ?? 0) }
+            if event.counts == "exact" {
+                exactSuccessful += event.successful
+                exactJobDeletions += byOwnJobs
+                if byOwnJobs != event.successful { exactCountMismatches += 1 }
+            } else {
+                inferredEvents += 1
+                // Jobs whose answer was lost were sent for this event if they started while it was being worked on
+                // and carried only its ids.
+                let ids = Set(event.upload_ids)
+                let submitted = event.submitted_at.flatMap(Self.date(from:)) ?? .distantFuture
+                let completed = event.completed_at.flatMap(Self.date(from:)) ?? .distantPast
+                let byLostJobs = lostJobs.filter { job in
+                    let started = Date(timeIntervalSince1970: job.startedAt)
+                    return started >= submitted.addingTimeInterval(-0.001) && started <= completed
+                        && Set(job.lostUploadIDs ?? []).isSubset(of: ids)
+                }.reduce(0) { $0 + $1.deleted }
+                let truth = byOwnJobs + byLostJobs
+                let upper = event.successful + event.not_found + (event.failed_upload_ids == nil ? event.failed : 0)
+                if truth < event.successful || truth > upper { inferredOutOfBounds += 1 }
+            }
         }
-        idsReportedDeleted = reportedDeleted.values.reduce(0) { $0 + $1.count }
         for (environment, ids) in deleted {
             deletedUnreported += ids.subtracting(reportedIDs[environment] ?? []).count
             deletedUnrequested += ids.subtracting(requested[environment] ?? []).count
-            let confirmed = ids.intersection(reportedDeleted[environment] ?? [])
-            let failed = ids.intersection(reportedFailed[environment] ?? []).subtracting(confirmed)
-            deletedConfirmed += confirmed.count
-            deletedReportedFailed += failed.count
-            deletedCountedOnly +=
-                ids.intersection(reportedIDs[environment] ?? []).subtracting(confirmed).subtracting(failed).count
+            deletedConfirmed += ids.intersection(reportedGone[environment] ?? []).count
+            namedFailedButGone += ids.intersection(reportedFailed[environment] ?? []).count
         }
-        for (environment, ids) in reportedDeleted {
+        for (environment, ids) in reportedGone {
             reportedDeletedButExisting += ids.intersection(existing[environment] ?? []).count
         }
+    }
+
+    private static func date(from text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     private mutating func misroute(_ example: String) {
@@ -246,11 +300,14 @@ struct FaultAccounting {
             lost \(lost); requests missing ids \(requestsMissingIDs); misrouted \(misrouted); \
             duplicates \(duplicateRequests) requests, \(duplicateDeadLetters) dead letters; \
             events \(events) (\(statuses); inconsistent \(inconsistentEvents)); \
-            simulator deletions \(simulatorDeletions) (double \(doubleDeletions)) vs successful in events \
-            \(successfulInEvents); deleted ids named deleted in an event \(deletedConfirmed), in events with counts \
-            only \(deletedCountedOnly), named failed by a replay \(deletedReportedFailed), in no event \
-            \(deletedUnreported), asked for by no request \(deletedUnrequested); ids named deleted \
-            \(idsReportedDeleted), of which still existing \(reportedDeletedButExisting)
+            outcomes in events: successful \(successfulInEvents), not found \(notFoundInEvents), failed \
+            \(failedInEvents); events with failures \(eventsWithFailures), naming them \(eventsNamingFailures) \
+            (\(String(format: "%.1f", namingShare * 100)) %); inferred events \(inferredEvents), out of bounds \
+            \(inferredOutOfBounds); exact events' successful \(exactSuccessful) vs their jobs' deletions \
+            \(exactJobDeletions) (events differing \(exactCountMismatches)); simulator deletions \
+            \(simulatorDeletions) (double \(doubleDeletions)); deleted ids reported gone \(deletedConfirmed), in no \
+            event \(deletedUnreported), asked for by no request \(deletedUnrequested); ids reported gone but existing \
+            \(reportedDeletedButExisting); ids named failed but gone \(namedFailedButGone)
             """
     }
 }

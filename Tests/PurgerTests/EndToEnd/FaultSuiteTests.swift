@@ -147,7 +147,7 @@ struct FaultSuiteTests {
         let stats = fixture.simulator.stats()
         let accounting = FaultAccounting(
             produced: produced, ledger: ledger, deleted: deleted, existing: existing,
-            doubleDeletions: stats.doubleDeletions)
+            doubleDeletions: stats.doubleDeletions, jobs: stats.jobs)
         let faults = stats.faultsInjected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         say(
             """
@@ -175,6 +175,13 @@ struct FaultSuiteTests {
         #expect(accounting.deletedUnreported == 0)
         #expect(accounting.deletedUnrequested == 0)
         #expect(accounting.reportedDeletedButExisting == 0)
+        #expect(
+            accounting.namedFailedButGone == 0,
+            "ids named still present are present; replays never name failed what was deleted")
+        #expect(accounting.exactCountMismatches == 0)
+        #expect(accounting.exactSuccessful == accounting.exactJobDeletions)
+        #expect(accounting.inferredOutOfBounds == 0)
+        #expect(accounting.namingShare >= 0.99, "events with failures naming them")
         #expect(accounting.simulatorDeletions > 0)
         await fixture.simulator.shutdown()
     }

@@ -53,9 +53,23 @@ struct PipelineEndToEndTests {
         }
         #expect(failure == nil)
         let events = try messages.map(ReadEvent.init)
-        #expect(events.allSatisfy { $0.schema == "upload-deletion-result/v1" && $0.status == "completed" })
+        #expect(events.allSatisfy { $0.schema == "upload-deletion-result/v2" && $0.status == "completed" })
         #expect(events.allSatisfy { $0.upload_ids.count <= 200 && $0.requested == $0.upload_ids.count })
-        #expect(events.allSatisfy { $0.successful + $0.failed == $0.requested })
+        #expect(events.allSatisfy { $0.successful + $0.not_found + $0.failed == $0.requested })
+        // Three outcomes, exact: the still-present ids named, the rest absent, `successful` what the event's jobs
+        // deleted. The workload repeats ids across requests and names unknown ones: some are not found.
+        #expect(events.allSatisfy { $0.counts == "exact" && $0.failed_upload_ids?.count == $0.failed })
+        #expect(events.contains { $0.not_found > 0 } && events.contains { $0.failed > 0 })
+        let jobDeletions = Dictionary(
+            fixture.simulator.stats().jobs.map { ($0.id, $0.deleted) }, uniquingKeysWith: +)
+        #expect(events.filter { $0.successful != $0.job_ids.reduce(0) { $0 + (jobDeletions[$1] ?? 0) } }.isEmpty)
+        for environment in [nil, "staging"] as [String?] {
+            let existing = Set(fixture.simulator.existingUploadIDs(environment: environment).map(\.rawValue))
+            let inEnvironment = events.filter { $0.environment == environment }
+            let named = Set(inEnvironment.flatMap { $0.failed_upload_ids ?? [] })
+            #expect(named.isSubset(of: existing), "ids named still present exist")
+            #expect(Set(inEnvironment.flatMap(\.upload_ids)).subtracting(named).isDisjoint(with: existing))
+        }
         for environment in [nil, "staging"] as [String?] {
             let reported = events.filter { $0.environment == environment }.flatMap(\.upload_ids)
             let expected = Set(ids[environment]!.map(\.rawValue))
@@ -84,6 +98,41 @@ struct PipelineEndToEndTests {
         let committed = try await fixture.committedOffsets(group: group)
         for (partition, end) in fixture.endOffsets(of: consumed) {
             #expect(committed[partition] == .some(end), "partition \(partition) committed to its end")
+        }
+        await producer.close()
+        await fixture.simulator.shutdown()
+    }
+
+    @Test func aRequestRepeatedAfterItsIdsAreGoneCostsNoAPIRequest() async throws {
+        let fixture = try await PipelineFixture(partitions: 1)
+        let uploads = Array(fixture.simulator.uploadIDs(environment: nil).prefix(40))
+        let inUse = fixture.simulator.inUseUploadIDs(environment: nil).intersection(uploads)
+        let producer = try fixture.producer()
+        let worker = fixture.worker(try fixture.settings(group: "purger-\(UUID())", maxWait: .milliseconds(50)))
+        let (result, failure) = try await withRunningWorker(worker) {
+            try await fixture.produce([requestJSON(id: "first", uploads: uploads, environment: nil)], with: producer)
+            _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 1 }
+            let before = fixture.simulator.stats().requests
+            try await fixture.produce([requestJSON(id: "again", uploads: uploads, environment: nil)], with: producer)
+            let messages = try await fixture.read(fixture.resultsTopic) { $0.count >= 2 }
+            return (try messages.map(ReadEvent.init), before, fixture.simulator.stats().requests)
+        }
+        #expect(failure == nil)
+        let (events, before, after) = result
+        let again = try #require(events.first { $0.requests.map(\.request_id) == ["again"] })
+        // The in-use ids are asked about again (they were not gone); the others are answered from memory.
+        #expect(again.not_found == uploads.count - inUse.count)
+        #expect(again.successful == 0)
+        #expect(Set(again.failed_upload_ids ?? []) == Set(inUse.map(\.rawValue)))
+        #expect(again.counts == "exact")
+        let sent =
+            after.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+            - before.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        if inUse.isEmpty {
+            #expect(sent == 0, "no API request for ids known gone")
+            #expect(again.job_ids.isEmpty)
+        } else {
+            #expect(again.job_ids.count == 1, "one job for the ids not known gone")
         }
         await producer.close()
         await fixture.simulator.shutdown()

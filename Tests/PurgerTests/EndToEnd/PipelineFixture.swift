@@ -205,15 +205,19 @@ struct ReadEvent: Decodable, Sendable {
     var environment: String?
     var status: String
     var job_id: String?
+    var job_ids: [String]
     var requested: Int
     var successful: Int
+    var not_found: Int
     var failed: Int
     var failed_upload_ids: [String]?
+    var counts: String
     var upload_ids: [String]
     var requests: [Request]
     var error: String?
     var attempts: Int
     var polls: Int
+    var lookups: Int
     var first_enqueued_at: String?
     var submitted_at: String?
     var completed_at: String?

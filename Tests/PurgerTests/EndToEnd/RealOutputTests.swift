@@ -41,8 +41,11 @@ struct RealOutputTests {
         if event.requested != Set(event.upload_ids).count {
             problems.append("requested \(event.requested) is not the number of distinct upload_ids")
         }
-        if event.successful + event.failed != event.requested {
-            problems.append("successful + failed != requested")
+        if event.successful + event.not_found + event.failed != event.requested {
+            problems.append("successful + not_found + failed != requested")
+        }
+        if event.counts == "exact", event.failed_upload_ids == nil {
+            problems.append("exact counts without failed_upload_ids")
         }
         if let failed = event.failed_upload_ids {
             if failed.count != event.failed { problems.append("failed_upload_ids does not have `failed` ids") }

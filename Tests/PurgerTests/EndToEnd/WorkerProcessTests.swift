@@ -80,7 +80,7 @@ struct WorkerProcessTests {
         #expect(consumed)
         let metrics = await httpGet("http://127.0.0.1:\(port)/metrics")?.body ?? ""
         for name in [
-            "purger_batches_submitted_total", "purger_batch_size", "purger_uploads_deleted_total",
+            "purger_batches_submitted_total", "purger_batch_size", "purger_uploads_total",
             "purger_api_requests_total", "purger_polls_per_job", "purger_job_duration_seconds",
             "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
             "purger_end_to_end_latency_seconds",
@@ -147,7 +147,7 @@ struct WorkerProcessTests {
         let contract: Set = [
             "purger_requests_consumed_total", "purger_invalid_requests_total", "purger_dead_letters_total",
             "purger_batches_submitted_total", "purger_batches_completed_total", "purger_batch_size",
-            "purger_uploads_deleted_total", "purger_api_requests_total", "purger_rate_limit_waits_total",
+            "purger_uploads_total", "purger_api_requests_total", "purger_rate_limit_waits_total",
             "purger_rate_limit_wait_seconds", "purger_job_duration_seconds", "purger_polls_per_job",
             "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
             "purger_end_to_end_latency_seconds",
@@ -206,7 +206,7 @@ struct WorkerProcessTests {
         let reported = Set(events.flatMap { $0.requests.map(\.request_id) })
         #expect(kills == 3)
         #expect(reported.count == requests.count, "lost: \(requests.count - reported.count)")
-        #expect(events.allSatisfy { $0.successful + $0.failed == $0.requested })
+        #expect(events.allSatisfy { $0.successful + $0.not_found + $0.failed == $0.requested })
         #expect(fixture.simulator.stats().doubleDeletions == 0)
         await fixture.simulator.shutdown()
     }
