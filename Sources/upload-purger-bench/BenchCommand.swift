@@ -17,10 +17,11 @@ struct BenchCommand: AsyncParsableCommand {
             "Measure the worker: request strategies, consume path, memory under a backlog, replicas on one token.",
         discussion: """
             --scenario strategies (the default): each strategy gets a fresh librdkafka mock cluster and CMA \
-            simulator with the same settings, the same requests (every id distinct and deletable, all produced \
-            before the strategy starts: a backlog), and runs until every request has a completion event. The \
-            simulator's own counters give requests, 429s, polls and job timings; the results topic gives end-to-end \
-            latency; getrusage and /proc/self/status give CPU and peak memory of the whole process (simulator and \
+            simulator with the same settings, the same requests (every id distinct and deletable unless \
+            --in-use-fraction or --recurrence say otherwise, all produced before the strategy starts: a backlog), \
+            and runs until every request has a completion event. The simulator's own counters give requests, 429s, \
+            polls and job timings; the results topic gives end-to-end latency; getrusage and /proc/self/status give \
+            CPU and peak memory of the whole process (simulator and \
             mock broker included).
 
             --scenario consume: reads the same topic with a plain consumer and with the real worker (PurgeWorker in \

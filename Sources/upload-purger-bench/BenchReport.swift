@@ -77,9 +77,10 @@ enum BenchReport {
         for result in results {
             lines.append(
                 line(
-                    "\(result.title): every request accounted, no double deletion",
-                    result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,
-                    "\(result.deleted)/\(result.uploads) deleted, \(result.doubleDeletions) double deletions"))
+                    "\(result.title): every request accounted, the events' deletions the simulator's, no double deletion",
+                    result.complete && result.doubleDeletions == 0 && result.deleted == result.reportedDeleted,
+                    "\(result.deleted) of \(result.uploads) distinct ids deleted (events: \(result.reportedDeleted)), "
+                        + "\(result.doubleDeletions) double deletions"))
         }
         return lines.joined(separator: "\n")
     }

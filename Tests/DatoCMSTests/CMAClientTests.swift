@@ -74,6 +74,28 @@ import Testing
         }
     }
 
+    @Test func idsAnotherClientDeletesMeanwhileAreNotFound() async throws {
+        var configuration = Harness.simulatorConfiguration(inUse: 0.1)
+        configuration.externalDeletionsPerSecond = 200
+        try await Harness.withSimulator(configuration) { simulator, url in
+            let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)
+            let all = simulator.uploadIDs(environment: nil)
+            for batch in 0..<4 {
+                let ids = Array(all[(batch * 50)..<(batch * 50 + 50)])
+                let outcome = try await client.destroyUploads(ids, environment: nil)
+                let existing = simulator.existingUploadIDs(environment: nil)
+                let named = try #require(outcome.stillPresentIDs)
+                #expect(outcome.counts == .exact)
+                #expect(outcome.deleted + outcome.notFound + outcome.stillPresent == 50)
+                #expect(existing.isSuperset(of: named), "the ids named still present are there")
+                #expect(existing.intersection(ids) == Set(named), "the others are gone")
+                let byJobs = simulator.stats().jobs.filter { outcome.jobIDs.map(\.rawValue).contains($0.id) }
+                #expect(outcome.deleted == byJobs.reduce(0) { $0 + $1.deleted })
+            }
+            #expect(simulator.stats().externalDeletions > 0)
+        }
+    }
+
     @Test func idsKnownGoneAreNotFoundWithoutARequest() async throws {
         try await Harness.withSimulator(Harness.simulatorConfiguration()) { simulator, url in
             let client = CMAClient(configuration: Harness.clientConfiguration(baseURL: url), logger: Harness.logger)

@@ -148,6 +148,7 @@ struct FaultSuiteTests {
         let accounting = FaultAccounting(
             produced: produced, ledger: ledger, deleted: deleted, existing: existing,
             doubleDeletions: stats.doubleDeletions, jobs: stats.jobs)
+        let apiRequests = stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         let faults = stats.faultsInjected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         say(
             """
@@ -156,7 +157,9 @@ struct FaultSuiteTests {
             errors injected \(run.produceErrors), offset-commit errors injected \(run.commitErrors), records sent again after a retriable delivery failure \
             \(run.resends); API faults \
             \(faults.joined(separator: ", ")), 429s \(stats.rateLimited), lost POST responses \(stats.lostResponses), \
-            jobs \(stats.jobsStarted); wall time \(ContinuousClock.now - started)
+            jobs \(stats.jobsStarted), API requests \(apiRequests) (lookups \(stats.requests["uploads"]?.values.reduce(0, +) ?? 0)), \
+            uploads deleted per API request \(String(format: "%.1f", Double(stats.deletions) / Double(max(apiRequests, 1)))); \
+            wall time \(ContinuousClock.now - started)
             """)
         if !accounting.misroutedExamples.isEmpty { say("misrouted: \(accounting.misroutedExamples)") }
 
