@@ -141,7 +141,7 @@ struct DemoCommand: AsyncParsableCommand {
               deleted              \(summary.successful)
               not found            \(summary.notFound) (already deleted or never existed)
               still present        \(summary.failed) (in use by records, or refused)
-              inferred counts      \(summary.inferred) batches (a lost response or failed lookup: see CONTRACT §3)
+              inferred counts      in \(summary.inferred) of \(summary.batches) batches (after a lost response, a failed job or lookup: CONTRACT §3)
               dead-lettered        \(summary.deadLettered)
               API requests         \(clientStats.totalRequests) (\(String(format: "%.1f", Double(summary.successful + summary.notFound + summary.failed) / Double(max(1, clientStats.totalRequests)))) ids per request)
               polls per job        \(String(format: "%.2f", clientStats.pollsPerFinishedJob))
