@@ -309,6 +309,12 @@ public struct PipelineStateMachine: Sendable {
             offsets.revoke(Set(partitions).subtracting(returned))
             offsets.markUnstored(returned)
             assigned.formUnion(partitions)
+            // librdkafka keeps a partition paused across a revocation and a new assignment (it keeps the pause on
+            // its partition object), while the machine forgot the pause with the revocation: without this resume a
+            // partition paused when it was revoked and then given back would stay paused until the next round of
+            // backpressure, for ever if none comes. Resuming a partition that is not paused does nothing.
+            let unpaused = Set(partitions).subtracting(paused)
+            if !unpaused.isEmpty { actions.append(.resume(unpaused)) }
             if !returned.isEmpty {
                 storeFinished(into: &actions)
                 if case .finishing(let error, _, let deadline) = lifecycle {

@@ -344,6 +344,22 @@ import Testing
         #expect(harness.machine.assigned == [Self.partition(1)])
     }
 
+    @Test func aPartitionPausedWhenRevokedIsResumedWhenAssignedAgain() throws {
+        // librdkafka keeps the pause of a partition across a revocation and a new assignment.
+        var harness = Harness(maxInFlight: 1, batchSize: 1, partitions: [0])
+        let jobs = harness.consume([uploadIDs(1...1), uploadIDs(2...2)], from: 0).submitted
+        #expect(harness.log.paused == [Self.partition(0)], "a full batch waits for the one slot")
+        harness.revoke([0])
+        harness.complete(jobs[0])
+        let running = try #require(harness.running.first)
+        harness.complete(running)
+        #expect(harness.log.revocationsCompleted == [[Self.partition(0)]])
+        #expect(harness.machine.paused.isEmpty)
+        let reassigned = harness.assign([0])
+        #expect(reassigned.resumed == [Self.partition(0)], "the partition librdkafka still has paused fetches again")
+        #expect(!reassigned.contains { if case .pause = $0 { true } else { false } })
+    }
+
     @Test func aRevocationGivesUpWaitingAtItsBudgetAndStoresOnlyFinishedWork() throws {
         var harness = Harness(maxInFlight: 2, shutdownTimeout: .seconds(10))
         let jobs = harness.consume([uploadIDs(1...3), uploadIDs(4...6)], from: 0).submitted
