@@ -143,7 +143,8 @@ struct BenchRun {
             tasks.addTask {
                 let done = try await collector.follow(
                     topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers,
-                    expected: workload.requests.count, timeout: environment.timeout, logger: logger)
+                    expected: workload.requests.count, expectedIDs: workload.distinctIDs, timeout: environment.timeout,
+                    logger: logger)
                 return done
             }
             var complete = false
