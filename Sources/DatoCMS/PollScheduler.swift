@@ -18,6 +18,10 @@
 ///   that were submitted together (a backlog at start) lower it once, not once each (halving made the first misses
 ///   so early that their search cost several polls each); and a miss is followed by
 ///   polls a quarter of the elapsed time apart (a search upwards from a prediction that was too short).
+/// - A miss found more than ``Configuration/outlierRatio`` times its plan after submission, once the line is
+///   learned, is a stall, not a duration: it moves the factor one step up and stays out of the line. Before, a few
+///   jobs held 20 s by the API planned every later 0.2 s job at 20 s, and hits walked that back by 2 % per wave of
+///   jobs (a test's surviving member noticed its jobs that late for minutes).
 /// - A hit is evidence only when the poll went out on time. A poll that waited for the rate limiter (or for a busy
 ///   process) found the job later than planned, which says nothing about whether the plan was early enough; such
 ///   hits are ignored.
@@ -57,13 +61,16 @@ public struct PollScheduler: Sendable {
         public var targetMissRate: Double
         /// Missed jobs remembered for the line.
         public var sampleCapacity: Int
+        /// Once a job has missed, a job found more than this many times its planned first poll is an outlier (a
+        /// stall): it raises the factor one step but does not enter the line.
+        public var outlierRatio: Double
 
         /// Creates a configuration.
         public init(
             priorBase: Duration = .seconds(1), priorPerUpload: Duration = .milliseconds(10),
             missBackoffFraction: Double = 0.1, minimumBackoff: Duration = .milliseconds(20),
             maximumBackoff: Duration = .seconds(10), hitStep: Double = 0.02, targetMissRate: Double = 0.1,
-            sampleCapacity: Int = 32
+            sampleCapacity: Int = 32, outlierRatio: Double = 4
         ) {
             self.priorBase = priorBase
             self.priorPerUpload = priorPerUpload
@@ -73,6 +80,7 @@ public struct PollScheduler: Sendable {
             self.hitStep = hitStep
             self.targetMissRate = min(max(targetMissRate, 0.01), 0.9)
             self.sampleCapacity = max(1, sampleCapacity)
+            self.outlierRatio = max(outlierRatio, 1)
         }
     }
 
@@ -149,6 +157,15 @@ public struct PollScheduler: Sendable {
         }
         let first = samples.isEmpty
         let sample = Sample(uploads: Double(max(uploads, 1)), seconds: (lastMissAt.seconds + foundAt.seconds) / 2)
+        let p = configuration.targetMissRate
+        if !first, sample.seconds > plannedFirstPoll.seconds * configuration.outlierRatio {
+            // A stall (a job stuck in the API's queue, an outage): one step up for the miss, but kept out of the
+            // line, which would otherwise plan every later job on it and notice them all that late, since hits
+            // lower the factor by one small step per wave. A lasting slowdown raises the factor wave by wave until
+            // jobs finish within the ratio of their plan, and then enters the line.
+            factor = min(max(factor, planned * (1 + configuration.hitStep * (1 - p) / p)), 100)
+            return
+        }
         if samples.count < configuration.sampleCapacity {
             samples.append(sample)
         } else {
@@ -158,7 +175,6 @@ public struct PollScheduler: Sendable {
         if first {
             factor = 1
         } else {
-            let p = configuration.targetMissRate
             factor = max(factor, planned * (1 + configuration.hitStep * (1 - p) / p))
         }
         factor = min(max(factor, 0.01), 100)

@@ -146,6 +146,48 @@ import Testing
         #expect(predicted > 1.0 && predicted < 3.0, "predicted \(predicted) s for jobs of 1.5 s")
     }
 
+    /// Jobs of 25 ids taking 0.2 s, four at a time; then the API holds one wave of four for 20 s; then 0.2 s again.
+    /// The stalled jobs must not become the plan: after the stall, jobs are still polled about once each and noticed
+    /// soon (before, the line learned 20 s and every later job was found ~20 s late, for hundreds of jobs).
+    @Test func aStallOfOneWaveIsNotLearnedAsTheDuration() {
+        var scheduler = PollScheduler()
+        _ = simulate(
+            &scheduler, jobs: 100, concurrency: 4, sizes: [25], base: 0.15, perUpload: 0.002, jitter: 0.1, seed: 21)
+        let before = scheduler.predictedDuration(uploads: 25).secondsDouble
+        let stall = simulate(
+            &scheduler, jobs: 4, concurrency: 4, sizes: [25], base: 20, perUpload: 0, jitter: 0.01, seed: 22)
+        #expect(stall.jobs == 4)
+        let after = simulate(
+            &scheduler, jobs: 200, concurrency: 4, sizes: [25], base: 0.15, perUpload: 0.002, jitter: 0.1, seed: 23)
+        let pollsPerJob = Double(after.polls) / Double(after.jobs)
+        let meanDelay = after.delayRatios.reduce(0, +) / Double(after.jobs)
+        let predicted = scheduler.predictedDuration(uploads: 25).secondsDouble
+        print("after a stall: \(pollsPerJob) polls per job, notice delay \(meanDelay), predicted \(predicted) s")
+        #expect(pollsPerJob <= 1.3, "polls per job after the stall: \(pollsPerJob)")
+        #expect(meanDelay <= 0.3, "mean notice delay after the stall: \(meanDelay)")
+        #expect(predicted < before * 2, "predicted \(predicted) s after the stall, \(before) s before")
+    }
+
+    /// A lasting slowdown is still learned: jobs go from 0.5 s to 5 s and stay there.
+    @Test func aLastingSlowdownIsLearned() {
+        var scheduler = PollScheduler()
+        _ = simulate(
+            &scheduler, jobs: 100, concurrency: 4, sizes: [100], base: 0.3, perUpload: 0.002, jitter: 0.1, seed: 24)
+        let slow = simulate(
+            &scheduler, jobs: 200, concurrency: 4, sizes: [100], base: 4.0, perUpload: 0.01, jitter: 0.1, seed: 25)
+        let settled = simulate(
+            &scheduler, jobs: 200, concurrency: 4, sizes: [100], base: 4.0, perUpload: 0.01, jitter: 0.1, seed: 26)
+        let predicted = scheduler.predictedDuration(uploads: 100).secondsDouble
+        let meanDelay = settled.delayRatios.reduce(0, +) / Double(settled.jobs)
+        print(
+            "slowdown: \(slow.polls) polls for \(slow.jobs) jobs adapting, \(settled.polls) settled, delay \(meanDelay)"
+        )
+        #expect(Double(slow.polls) / Double(slow.jobs) <= 2, "polls per job while adapting: \(slow.polls)")
+        #expect(Double(settled.polls) / Double(settled.jobs) <= 1.3, "polls per job once adapted: \(settled.polls)")
+        #expect(meanDelay <= 0.2, "mean notice delay once adapted: \(meanDelay)")
+        #expect(predicted > 4.0 && predicted < 7.0, "predicted \(predicted) s for jobs of 5 s")
+    }
+
     @Test func backsOffBrieflyAndIncreasinglyAfterMissesOnceWarmedUp() {
         var scheduler = PollScheduler()
         scheduler.recordCompletion(
