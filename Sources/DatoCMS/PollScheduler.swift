@@ -18,8 +18,8 @@
 ///   that were submitted together (a backlog at start) lower it once, not once each (halving made the first misses
 ///   so early that their search cost several polls each); and a miss is followed by
 ///   polls a quarter of the elapsed time apart (a search upwards from a prediction that was too short).
-/// - A miss found more than ``Configuration/outlierRatio`` times its plan after submission, once the line is
-///   learned, is a stall, not a duration: it moves the factor one step up and stays out of the line. Before, a few
+/// - A miss found more than ``Configuration/outlierRatio`` times its plan after submission is a stall, not a
+///   duration: it moves the factor one step up and stays out of the line. Before, a few
 ///   jobs held 20 s by the API planned every later 0.2 s job at 20 s, and hits walked that back by 2 % per wave of
 ///   jobs (a test's surviving member noticed its jobs that late for minutes).
 /// - A hit is evidence only when the poll went out on time. A poll that waited for the rate limiter (or for a busy
@@ -61,8 +61,8 @@ public struct PollScheduler: Sendable {
         public var targetMissRate: Double
         /// Missed jobs remembered for the line.
         public var sampleCapacity: Int
-        /// Once a job has missed, a job found more than this many times its planned first poll is an outlier (a
-        /// stall): it raises the factor one step but does not enter the line.
+        /// A job found more than this many times its planned first poll after submission is an outlier (a stall):
+        /// it raises the factor one step but does not enter the line.
         public var outlierRatio: Double
 
         /// Creates a configuration.
@@ -158,11 +158,12 @@ public struct PollScheduler: Sendable {
         let first = samples.isEmpty
         let sample = Sample(uploads: Double(max(uploads, 1)), seconds: (lastMissAt.seconds + foundAt.seconds) / 2)
         let p = configuration.targetMissRate
-        if !first, sample.seconds > plannedFirstPoll.seconds * configuration.outlierRatio {
+        if sample.seconds > plannedFirstPoll.seconds * configuration.outlierRatio {
             // A stall (a job stuck in the API's queue, an outage): one step up for the miss, but kept out of the
             // line, which would otherwise plan every later job on it and notice them all that late, since hits
             // lower the factor by one small step per wave. A lasting slowdown raises the factor wave by wave until
-            // jobs finish within the ratio of their plan, and then enters the line.
+            // jobs finish within the ratio of their plan, and then enters the line. Before the first sample too:
+            // the first jobs of a worker started during a stall are not its jobs' duration either.
             factor = min(max(factor, planned * (1 + configuration.hitStep * (1 - p) / p)), 100)
             return
         }

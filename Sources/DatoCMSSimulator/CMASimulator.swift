@@ -105,6 +105,11 @@ public final class CMASimulator: Sendable {
         state.withLock { $0.holding = true }
     }
 
+    /// Multiplies the duration of every job started from now on by `factor` (an API that slows down mid-run).
+    public func setJobDurationFactor(_ factor: Double) {
+        state.withLock { $0.jobDurationFactor = max(factor, 0.01) }
+    }
+
     /// Lets held jobs finish (each once its duration has passed) and stops holding new ones.
     public func releaseJobs() {
         state.withLock { $0.releaseJobs() }

@@ -29,6 +29,9 @@ public struct SimulatorConfiguration: Sendable {
     /// Uploads another client of the site deletes per second, picked at random among those not in use: ids a
     /// request names may be gone before its job runs. Default 0.
     public var externalDeletionsPerSecond: Double
+    /// Jobs the site runs at once; later ones queue (first come, first run) and their time in the queue counts in
+    /// their duration. `nil` (the default) runs every job at once.
+    public var maxConcurrentJobs: Int?
     /// Injected failures.
     public var faults: SimulatorFaults
 
@@ -38,7 +41,8 @@ public struct SimulatorConfiguration: Sendable {
         environments: [String?] = [nil, "staging"], uploadsPerEnvironment: Int = 1000, inUseFraction: Double = 0.1,
         seed: UInt64 = 42, rateLimit: RateLimit = .datoCMSDefault, jobBaseDuration: Duration = .milliseconds(500),
         jobPerUploadDuration: Duration = .milliseconds(5), jobJitter: Double = 0.1,
-        refusedUploadIDs: Set<String> = [], externalDeletionsPerSecond: Double = 0, faults: SimulatorFaults = .init()
+        refusedUploadIDs: Set<String> = [], externalDeletionsPerSecond: Double = 0, maxConcurrentJobs: Int? = nil,
+        faults: SimulatorFaults = .init()
     ) {
         self.host = host
         self.port = port
@@ -53,6 +57,7 @@ public struct SimulatorConfiguration: Sendable {
         self.jobJitter = jobJitter
         self.refusedUploadIDs = refusedUploadIDs
         self.externalDeletionsPerSecond = externalDeletionsPerSecond
+        self.maxConcurrentJobs = maxConcurrentJobs.map { max($0, 1) }
         self.faults = faults
     }
 }

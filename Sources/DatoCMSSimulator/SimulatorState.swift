@@ -51,6 +51,10 @@ struct SimulatorState {
 
     /// Whether jobs started now are held until released.
     var holding = false
+    /// Multiplies every job's duration from now on (``CMASimulator/setJobDurationFactor(_:)``).
+    var jobDurationFactor = 1.0
+    /// With ``SimulatorConfiguration/maxConcurrentJobs``: when each of the site's job runners is free again.
+    var runnersFreeAt: [ContinuousClock.Instant] = []
     /// Whether requests are taken and never answered (``CMASimulator/stopAnswering()``).
     var silenced = false
     /// Jobs started whose result nobody has seen yet.
@@ -200,7 +204,15 @@ struct SimulatorState {
         let jitter =
             configuration.jobJitter > 0
             ? Double.random(in: -configuration.jobJitter...configuration.jobJitter, using: &random) : 0
-        let duration = nominal * max(0.01, 1 + jitter)
+        var duration = nominal * (max(0.01, 1 + jitter) * jobDurationFactor)
+        if let runners = configuration.maxConcurrentJobs, !holding {
+            // The job waits for the runner that frees first; its wait counts in its duration.
+            if runnersFreeAt.count < runners { runnersFreeAt.append(now) }
+            let runner = runnersFreeAt.indices.min { runnersFreeAt[$0] < runnersFreeAt[$1] }!
+            let start = max(now, runnersFreeAt[runner])
+            runnersFreeAt[runner] = start + duration
+            duration = start + duration - now
+        }
         let failWith500 = roll(configuration.faults.failedJob500)
         if failWith500 { stats.faultsInjected["failed_job_500", default: 0] += 1 }
         jobs[id] = Job(

@@ -12,7 +12,8 @@ public import Kafka
 /// the time they happened and carries out the actions it returns, in order.
 ///
 /// Guarantees:
-/// - at most ``Configuration/maxInFlightJobs`` jobs are submitted and not finished, whatever arrives at once;
+/// - at most ``inFlightLimit`` jobs are submitted and not finished, whatever arrives at once (a fixed bound, or the
+///   ``InFlightLimiter``'s, never above ``Configuration/maxInFlightJobs``);
 /// - an offset is stored only once every request below it has all its completion events (or its dead letter)
 ///   acknowledged; a fatal error or an exhausted budget never stores unfinished work;
 /// - a revoked partition's finished work is stored and committed before its revocation completes, within the
@@ -21,8 +22,11 @@ public import Kafka
 public struct PipelineStateMachine: Sendable {
     /// The limits the machine works within.
     public struct Configuration: Sendable {
-        /// Jobs submitted and not finished, at most.
+        /// Jobs submitted and not finished, at most (with `adaptive`, the most the limiter may allow).
         public var maxInFlightJobs: Int
+        /// When set, the bound adapts within `1...maxInFlightJobs` (``InFlightLimiter``); else it is
+        /// `maxInFlightJobs`.
+        public var adaptive: InFlightLimiter.Configuration?
         /// Budget of a drain on stop and of a revocation.
         public var shutdownTimeout: Duration
         /// Timeout of a job, for the dead letters of timed-out requests.
@@ -48,11 +52,17 @@ public struct PipelineStateMachine: Sendable {
 
         /// Limits for a worker.
         public init(
-            maxInFlightJobs: Int, shutdownTimeout: Duration, jobTimeout: Duration, goneCacheCapacity: Int = 0,
-            goneCacheMaximumAge: Duration = .zero
+            maxInFlightJobs: Int, adaptive: InFlightLimiter.Configuration? = nil, shutdownTimeout: Duration,
+            jobTimeout: Duration, goneCacheCapacity: Int = 0, goneCacheMaximumAge: Duration = .zero
         ) {
             precondition(maxInFlightJobs >= 1, "at least one job slot")
             self.maxInFlightJobs = maxInFlightJobs
+            self.adaptive = adaptive.map { adaptive in
+                var bounded = adaptive
+                bounded.maximum = min(adaptive.maximum, maxInFlightJobs)
+                bounded.initial = min(adaptive.initial, bounded.maximum)
+                return bounded
+            }
             self.shutdownTimeout = shutdownTimeout
             self.jobTimeout = jobTimeout
             self.goneCacheCapacity = goneCacheCapacity
@@ -81,8 +91,9 @@ public struct PipelineStateMachine: Sendable {
         case tick
         /// The API answered (readiness).
         case apiAnswered
-        /// A submitted job ended with an outcome.
-        case jobFinished(BatchID, BulkDestroyOutcome)
+        /// A submitted job ended with an outcome; `budget` is the API client's use of the token's budget so far
+        /// (for the adaptive bound).
+        case jobFinished(BatchID, BulkDestroyOutcome, budget: BudgetUse = BudgetUse())
         /// A submitted job ended without an outcome (the token was rejected, or the job was cancelled).
         case jobFailed(BatchID, CMAError)
         /// The broker acknowledged the completion event (and dead letters) of a batch.
@@ -105,7 +116,7 @@ public struct PipelineStateMachine: Sendable {
     /// What the worker must do, in the order returned.
     public enum Action: Sendable {
         /// Submit this bulk operation in a free job slot, without the ids of `knownGone` (confirmed gone a moment
-        /// ago: they are not found); report ``Event/jobFinished(_:_:)`` or ``Event/jobFailed(_:_:)``.
+        /// ago: they are not found); report ``Event/jobFinished(_:_:budget:)`` or ``Event/jobFailed(_:_:)``.
         case submit(BulkOperation, knownGone: Set<UploadID>)
         /// Publish a completion event (and its dead letters); report ``Event/published(_:)``.
         case publish(Publication)
@@ -173,7 +184,10 @@ public struct PipelineStateMachine: Sendable {
     private var offsets = PartitionOffsets()
     private var held: [SourcePosition: HeldRequest] = [:]
     private var ready: [BulkOperation] = []
-    private var running: [BatchID: BulkOperation] = [:]
+    /// Jobs submitted and not finished, with when they were submitted.
+    private var running: [BatchID: (operation: BulkOperation, submittedAt: ContinuousClock.Instant)] = [:]
+    /// The adaptive bound, when configured.
+    public private(set) var limiter: InFlightLimiter?
     private var publishing: Set<BatchID> = []
     private var deadLettering: Set<SourcePosition> = []
     private var revocation: Revocation?
@@ -204,12 +218,15 @@ public struct PipelineStateMachine: Sendable {
         self.batcher = batcher
         self.gone = GoneCache(
             capacity: configuration.goneCacheCapacity, maximumAge: configuration.goneCacheMaximumAge)
+        self.limiter = configuration.adaptive.map(InFlightLimiter.init)
     }
 
     // MARK: - Observation
 
     /// Jobs submitted and not finished.
     public var runningJobs: Int { running.count }
+    /// Jobs allowed in flight now: the adaptive bound, or the fixed one.
+    public var inFlightLimit: Int { limiter?.limit ?? configuration.maxInFlightJobs }
     /// The batches of the jobs submitted and not finished.
     public var runningBatchIDs: Set<BatchID> { Set(running.keys) }
     /// Batches flushed and waiting for a job slot.
@@ -249,9 +266,10 @@ public struct PipelineStateMachine: Sendable {
             if case .running = lifecycle { ready += batcher.flushDue(now: now) }
         case .apiAnswered:
             apiAnswered = true
-        case .jobFinished(let batch, let outcome):
-            guard let operation = running.removeValue(forKey: batch) else { break }
+        case .jobFinished(let batch, let outcome, let budget):
+            guard let (operation, submittedAt) = running.removeValue(forKey: batch) else { break }
             apiAnswered = true
+            limiter?.jobFinished(hold: now - submittedAt, backlog: !ready.isEmpty, budget: budget, at: now)
             gone.record(outcome.goneIDs, environment: operation.environment, at: now)
             finished(operation, outcome, into: &actions, now: now)
         case .jobFailed(let batch, let error):
@@ -502,9 +520,9 @@ public struct PipelineStateMachine: Sendable {
         case .running, .draining: break
         case .finishing, .stopped: return
         }
-        while running.count < configuration.maxInFlightJobs, !ready.isEmpty {
+        while running.count < inFlightLimit, !ready.isEmpty {
             let operation = ready.removeFirst()
-            running[operation.batchID] = operation
+            running[operation.batchID] = (operation, now)
             let knownGone = gone.known(operation.uploadIDs, environment: operation.environment, at: now)
             actions.append(.submit(operation, knownGone: knownGone))
         }

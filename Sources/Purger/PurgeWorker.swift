@@ -49,6 +49,8 @@ public final class PurgeWorker: Service, Sendable {
         var peakRunningJobs = 0
         var peakPendingIDs = 0
         var pauses = 0
+        var limit = 0
+        var limitReason: InFlightLimiter.Reason?
     }
 
     /// Makes a worker; it connects when run.
@@ -74,6 +76,9 @@ public final class PurgeWorker: Service, Sendable {
 
     /// The most ids that ever waited in pending batches at once.
     public var peakPendingCount: Int { observed.withLock { $0.peakPendingIDs } }
+
+    /// The bound on jobs in flight now. A snapshot, for tests and diagnostics.
+    public var inFlightLimit: Int { observed.withLock { $0.limit } }
 
     /// How often the worker paused consumption for backpressure.
     public var pauseCount: Int { observed.withLock { $0.pauses } }
@@ -127,10 +132,7 @@ public final class PurgeWorker: Service, Sendable {
     /// event; the machine turns each event into actions, carried out here. Returns the machine's verdict.
     private func work(consumer: KafkaConsumer, producer: KafkaProducer) async -> WorkerError? {
         var machine = PipelineStateMachine(
-            configuration: PipelineStateMachine.Configuration(
-                maxInFlightJobs: configuration.maxInFlightJobs, shutdownTimeout: configuration.shutdownTimeout,
-                jobTimeout: client.configuration.jobTimeout, goneCacheCapacity: configuration.goneCacheSize,
-                goneCacheMaximumAge: configuration.goneCacheTTL),
+            configuration: PipelineStateMachine.Configuration(configuration, client: client.configuration),
             batcher: Batcher(
                 maxSize: configuration.batchMaxSize, maxWait: configuration.batchMaxWait,
                 defaultEnvironment: configuration.datocmsEnvironment))
@@ -184,6 +186,11 @@ public final class PurgeWorker: Service, Sendable {
     private func observe(_ machine: PipelineStateMachine) {
         metrics.inFlightJobs.record(machine.runningJobs)
         metrics.pausedPartitions.record(machine.paused.count)
+        let limitChanged = observed.withLock { observed in
+            defer { (observed.limit, observed.limitReason) = (machine.inFlightLimit, machine.limiter?.reason) }
+            return observed.limit != machine.inFlightLimit || observed.limitReason != machine.limiter?.reason
+        }
+        if limitChanged { metrics.inFlightLimit(machine.inFlightLimit, reason: machine.limiter?.reason) }
         observed.withLock {
             $0.apiAnswered = machine.apiAnswered
             $0.assigned = machine.assigned.count
@@ -289,7 +296,7 @@ public final class PurgeWorker: Service, Sendable {
         do {
             let outcome = try await client.destroyUploads(
                 operation.uploadIDs, environment: operation.environment, knownGone: knownGone)
-            return .jobFinished(operation.batchID, outcome)
+            return .jobFinished(operation.batchID, outcome, budget: BudgetUse(client.statistics))
         } catch {
             if error.kind == .fatal || !Task.isCancelled {
                 logger.error(

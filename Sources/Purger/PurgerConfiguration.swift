@@ -32,8 +32,8 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     public var batchMaxSize: Int
     /// The longest an id waits for its batch to fill.
     public var batchMaxWait: Duration
-    /// The most jobs submitted and not finished at once.
-    public var maxInFlightJobs: Int
+    /// The most jobs submitted and not finished at once: adapted (`auto`), or fixed.
+    public var maxInFlightJobs: InFlightBound
     /// How long the worker waits for a job result before reporting `timed_out`.
     public var jobTimeout: Duration
     /// The most upload ids confirmed gone that are remembered; `0` remembers none.
@@ -138,4 +138,18 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             property.contains($0)
         }
     }
+}
+
+/// `PURGER_MAX_IN_FLIGHT_JOBS`: how many jobs may be submitted and not finished at once.
+public enum InFlightBound: Sendable, Equatable {
+    /// Adapted to what the API and the token's budget serve (``InFlightLimiter``), from 16 up to
+    /// ``InFlightBound/autoMaximum``.
+    case auto
+    /// Exactly this many at most.
+    case fixed(Int)
+
+    /// The most jobs `auto` ever allows: a memory bound (a job in flight holds its batch, at most 200 ids).
+    public static let autoMaximum = 256
+    /// Where `auto` starts: the fixed default before `auto`.
+    public static let autoInitial = 16
 }

@@ -15,6 +15,8 @@ public struct PurgerMetrics: Sendable {
     let uploadsNotFound = Counter(label: "purger_uploads_total", dimensions: [("outcome", "not_found")])
     let uploadsStillPresent = Counter(label: "purger_uploads_total", dimensions: [("outcome", "still_present")])
     let inFlightJobs = Gauge(label: "purger_in_flight_jobs")
+    /// The bound on jobs in flight now (`PURGER_MAX_IN_FLIGHT_JOBS`, or what `auto` chose).
+    let inFlightLimit = Gauge(label: "purger_in_flight_limit")
     let pausedPartitions = Gauge(label: "purger_paused_partitions")
     let endToEndLatency = Metrics.Timer(label: "purger_end_to_end_latency_seconds", preferredDisplayUnit: .seconds)
     let deadLetters = Counter(label: "purger_dead_letters_total")
@@ -26,6 +28,18 @@ public struct PurgerMetrics: Sendable {
         metrics.invalidRequest(code: "placeholder")
         metrics.completion(status: "placeholder")
         metrics.consumerLag([TopicPartition(topic: "placeholder", partition: 0): 0])
+        metrics.inFlightLimit(16, reason: .initial)
+    }
+
+    /// The bound and, for `auto`, why: `purger_in_flight_limit_reason{reason}` is 1 for the current reason and 0
+    /// for the others.
+    func inFlightLimit(_ limit: Int, reason: InFlightLimiter.Reason?) {
+        inFlightLimit.record(limit)
+        guard let reason else { return }
+        for each in InFlightLimiter.Reason.allCases {
+            Gauge(label: "purger_in_flight_limit_reason", dimensions: [("reason", each.rawValue)])
+                .record(each == reason ? 1 : 0)
+        }
     }
 
     func invalidRequest(code: String) {

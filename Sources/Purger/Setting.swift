@@ -63,6 +63,24 @@ extension SettingParser<Int> {
     }
 }
 
+extension SettingParser<InFlightBound> {
+    /// `auto`, or a decimal integer within `range`.
+    static func inFlightBound(_ range: ClosedRange<Int>) -> SettingParser<InFlightBound> {
+        let integer = SettingParser<Int>.integer(range)
+        return SettingParser(
+            expectation: "auto or \(integer.expectation)", values: "`auto`, \(integer.values ?? "")",
+            parse: { text in
+                text.lowercased() == "auto" ? .auto : integer.parse(text).map(InFlightBound.fixed)
+            },
+            format: { bound in
+                switch bound {
+                case .auto: "auto"
+                case .fixed(let count): integer.format(count)
+                }
+            })
+    }
+}
+
 extension SettingParser<Duration> {
     /// Whole milliseconds within `range`.
     static func milliseconds(_ range: ClosedRange<Int>) -> SettingParser<Duration> {

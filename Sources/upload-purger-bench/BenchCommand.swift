@@ -75,6 +75,13 @@ struct BenchCommand: AsyncParsableCommand {
         help: "(strategies) Probability that an id of a request repeats one an earlier request named (0 to 1).")
     var recurrence = 0.0
 
+    @Option(
+        help: "(strategies) Jobs the simulated site runs at once; later ones queue. Default: all at once.")
+    var maxConcurrentJobs: Int?
+
+    @Option(help: "(strategies) Jobs started this many seconds into a strategy's run take twice as long.")
+    var slowDownAfterS: Int?
+
     @Option(help: "(strategies) Requests the naive strategy works on at once.")
     var naiveConcurrency = 16
 
@@ -126,6 +133,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard RateLimit(parsing: rateLimit ?? "60/3s") != nil else {
             throw ValidationError("--rate-limit must look like 60/3s")
         }
+        guard maxConcurrentJobs ?? 1 >= 1, slowDownAfterS ?? 0 >= 0 else {
+            throw ValidationError("--max-concurrent-jobs must be at least 1 and --slow-down-after-s at least 0")
+        }
         guard partitions ?? 1 >= 1, runs >= 1, durationS >= 1, replicas >= 1 else {
             throw ValidationError("--partitions, --runs, --duration-s and --replicas must be at least 1")
         }
@@ -145,10 +155,13 @@ struct BenchCommand: AsyncParsableCommand {
             sizes: BenchWorkload.sizes(count: requests, maxIDsPerRequest: maxIDsPerRequest, seed: 2026),
             rateLimit: RateLimit(parsing: rateLimit)!, jobBase: .milliseconds(jobBaseMs),
             jobPerUpload: .milliseconds(jobPerUploadMs), jobJitter: jobJitter, inUseFraction: inUseFraction,
-            recurrence: recurrence, naiveConcurrency: naiveConcurrency, timeout: .seconds(timeoutS))
+            recurrence: recurrence, naiveConcurrency: naiveConcurrency, timeout: .seconds(timeoutS),
+            maxConcurrentJobs: maxConcurrentJobs, slowDownAfter: slowDownAfterS.map { .seconds($0) })
         let uploads = environment.sizes.reduce(0, +)
-        let caption =
+        var caption =
             "\(requests) requests, \(uploads) upload ids (in use \(Int(inUseFraction * 100)) %, recurring \(Int(recurrence * 100)) %), rate limit \(rateLimit), jobs \(jobBaseMs) ms + \(jobPerUploadMs) ms/upload ± \(Int(jobJitter * 100)) %"
+        if let maxConcurrentJobs { caption += ", at most \(maxConcurrentJobs) at once (the rest queue)" }
+        if let slowDownAfterS { caption += ", twice as long from \(slowDownAfterS) s on" }
         print("bench: \(caption)")
         var results: [BenchResult] = []
         for strategy in strategies {

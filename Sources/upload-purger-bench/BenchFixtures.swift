@@ -22,13 +22,13 @@ struct BenchFixtures {
     /// a loopback port holding `uploads` uploads in the primary environment.
     static func start(
         requestPartitions: Int32, uploads: Int, inUseFraction: Double, rateLimit: RateLimit, jobBase: Duration,
-        jobPerUpload: Duration, jobJitter: Double, logger: Logger
+        jobPerUpload: Duration, jobJitter: Double, maxConcurrentJobs: Int? = nil, logger: Logger
     ) async throws -> BenchFixtures {
         let cluster = try startCluster(requestPartitions: requestPartitions, logger: logger)
         let token = "bench-\(UUID().uuidString)"
         let simulator = makeSimulator(
             token: token, uploads: uploads, inUseFraction: inUseFraction, rateLimit: rateLimit, jobBase: jobBase,
-            jobPerUpload: jobPerUpload, jobJitter: jobJitter)
+            jobPerUpload: jobPerUpload, jobJitter: jobJitter, maxConcurrentJobs: maxConcurrentJobs)
         let baseURL = try await simulator.start()
         return BenchFixtures(cluster: cluster, simulator: simulator, baseURL: baseURL, token: token)
     }
@@ -46,7 +46,7 @@ struct BenchFixtures {
     /// The seed is fixed, so every simulator made with the same `uploads` holds the same ids.
     static func makeSimulator(
         token: String, uploads: Int, inUseFraction: Double, rateLimit: RateLimit, jobBase: Duration,
-        jobPerUpload: Duration, jobJitter: Double
+        jobPerUpload: Duration, jobJitter: Double, maxConcurrentJobs: Int? = nil
     ) -> CMASimulator {
         var quiet = Logger(label: "upload-purger-bench.simulator")
         quiet.logLevel = .critical
@@ -54,7 +54,7 @@ struct BenchFixtures {
             configuration: SimulatorConfiguration(
                 apiToken: token, environments: [nil], uploadsPerEnvironment: uploads, inUseFraction: inUseFraction,
                 seed: 42, rateLimit: rateLimit, jobBaseDuration: jobBase, jobPerUploadDuration: jobPerUpload,
-                jobJitter: jobJitter),
+                jobJitter: jobJitter, maxConcurrentJobs: maxConcurrentJobs),
             logger: quiet)
     }
 }

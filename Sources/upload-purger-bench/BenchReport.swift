@@ -8,8 +8,8 @@ enum BenchReport {
         var lines = [
             "| strategy | uploads / API request | polls / job | deletions / s | % of ceiling (ceiling / s) "
                 + "| at saturation: deletions / s (% of ceiling) | 429s (% of requests) | latency p50 / p99 | completion noticed late (mean) "
-                + "| CPU s / 100k requests | peak RSS | API requests | wall |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                + "| jobs in flight: bound, median (min–max) | CPU s / 100k requests | peak RSS | API requests | wall |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for result in results {
             let cells = [
@@ -23,6 +23,7 @@ enum BenchReport {
                 "\(format(result.latencyP50Seconds, 1)) s / \(format(result.latencyP99Seconds, 1)) s",
                 "+\(format(result.noticeDelayMeanSeconds * 1000, 0)) ms (+\(format(result.noticeDelayMeanRatio * 100, 0)) %"
                     + " of \(format(result.jobDurationMeanSeconds, 2)) s)",
+                bounds(result.inFlightBounds),
                 format(result.cpuPer100k, 0),
                 "\(format(Double(result.peakResidentBytes) / 1_048_576, 0)) MB",
                 "\(result.apiRequests)",
@@ -31,6 +32,13 @@ enum BenchReport {
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The per-second samples of the bound on jobs in flight, as `median (min–max)`.
+    static func bounds(_ samples: [Int]) -> String {
+        guard let low = samples.min(), let high = samples.max() else { return "–" }
+        let median = samples.sorted()[samples.count / 2]
+        return low == high ? "\(median)" : "\(median) (\(low)–\(high))"
     }
 
     /// What the completion events told about each upload, and what finding it out cost.

@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import Purger
 import ServiceLifecycle
+import Synchronization
 
 /// The settings shared by every strategy of one `bench` invocation.
 struct BenchEnvironment: Sendable {
@@ -18,12 +19,17 @@ struct BenchEnvironment: Sendable {
     var recurrence: Double = 0
     var naiveConcurrency: Int
     var timeout: Duration
+    /// Jobs the simulated site runs at once (the rest queue); `nil` runs all at once.
+    var maxConcurrentJobs: Int? = nil
+    /// When set, every job started after this long takes twice as long.
+    var slowDownAfter: Duration? = nil
 
     /// A fresh mock cluster and a simulator holding one upload per id of ``sizes``.
     func startFixtures(requestPartitions: Int32, logger: Logger) async throws -> BenchFixtures {
         try await BenchFixtures.start(
             requestPartitions: requestPartitions, uploads: sizes.reduce(0, +), inUseFraction: inUseFraction,
-            rateLimit: rateLimit, jobBase: jobBase, jobPerUpload: jobPerUpload, jobJitter: jobJitter, logger: logger)
+            rateLimit: rateLimit, jobBase: jobBase, jobPerUpload: jobPerUpload, jobJitter: jobJitter,
+            maxConcurrentJobs: maxConcurrentJobs, logger: logger)
     }
 }
 
@@ -60,6 +66,8 @@ struct BenchResult: Sendable, Codable {
     var cpuSeconds: Double
     var peakResidentBytes: Int
     var doubleDeletions: Int
+    /// The worker's bound on jobs in flight, once a second (empty for the naive strategy).
+    var inFlightBounds: [Int] = []
     var samples: [BenchSampler.Sample]
 
     var uploadsPerRequest: Double { Double(deleted) / Double(max(apiRequests, 1)) }
@@ -114,10 +122,25 @@ struct BenchRun {
         let cpuBefore = BenchResourceUsage.cpuSeconds()
         let started = ContinuousClock.now
         let startedWall = Date()
+        let bounds = BenchBounds()
         let complete = try await withThrowingTaskGroup(of: Bool?.self) { tasks in
             let group: ServiceGroup?
+            if let slowDownAfter = environment.slowDownAfter {
+                tasks.addTask {
+                    // Cancelled when the run ends first: then nothing slows down.
+                    if (try? await Task.sleep(for: slowDownAfter)) != nil { simulator.setJobDurationFactor(2) }
+                    return nil
+                }
+            }
             if strategy.usesWorker {
                 let worker = PurgeWorker(settings: settings, client: client, logger: logger)
+                tasks.addTask {
+                    // The bound on jobs in flight, once a second.
+                    while (try? await Task.sleep(for: .seconds(1))) != nil {
+                        bounds.samples.withLock { $0.append(worker.inFlightLimit) }
+                    }
+                    return nil
+                }
                 let serviceGroup = ServiceGroup(
                     configuration: ServiceGroupConfiguration(services: [worker], logger: logger))
                 group = serviceGroup
@@ -188,7 +211,7 @@ struct BenchRun {
             jobDurationMeanSeconds: noticed.isEmpty
                 ? 0 : noticed.reduce(0) { $0 + $1.durationSeconds } / Double(noticed.count),
             cpuSeconds: cpu, peakResidentBytes: peak, doubleDeletions: stats.doubleDeletions,
-            samples: sampler.series)
+            inFlightBounds: bounds.samples.withLock { $0 }, samples: sampler.series)
     }
 
     static func quantile(_ sorted: [Double], _ q: Double) -> Double {
@@ -211,6 +234,11 @@ struct BenchRun {
         }
         await producer.close()
     }
+}
+
+/// The worker's bound on jobs in flight, sampled once a second.
+final class BenchBounds: Sendable {
+    let samples = Mutex<[Int]>([])
 }
 
 extension Duration {

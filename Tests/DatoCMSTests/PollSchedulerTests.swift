@@ -168,6 +168,23 @@ import Testing
         #expect(predicted < before * 2, "predicted \(predicted) s after the stall, \(before) s before")
     }
 
+    /// A worker started while the API stalls: its first wave of jobs is held 20 s, before anything was learned.
+    @Test func aStallBeforeAnythingWasLearnedIsNotLearnedEither() {
+        var scheduler = PollScheduler()
+        _ = simulate(&scheduler, jobs: 4, concurrency: 4, sizes: [25], base: 20, perUpload: 0, jitter: 0.01, seed: 27)
+        let after = simulate(
+            &scheduler, jobs: 200, concurrency: 4, sizes: [25], base: 0.15, perUpload: 0.002, jitter: 0.1, seed: 28)
+        let steady = after.delayRatios.suffix(100)
+        let meanDelay = steady.reduce(0, +) / Double(steady.count)
+        let predicted = scheduler.predictedDuration(uploads: 25).secondsDouble
+        print(
+            "stall at start: \(after.polls) polls for \(after.jobs) jobs, notice delay \(meanDelay), predicted \(predicted) s"
+        )
+        #expect(Double(after.polls) / Double(after.jobs) <= 1.3)
+        #expect(meanDelay <= 0.3, "mean notice delay of the last 100 jobs: \(meanDelay)")
+        #expect(predicted < 0.5, "predicted \(predicted) s for jobs of 0.2 s")
+    }
+
     /// A lasting slowdown is still learned: jobs go from 0.5 s to 5 s and stay there.
     @Test func aLastingSlowdownIsLearned() {
         var scheduler = PollScheduler()

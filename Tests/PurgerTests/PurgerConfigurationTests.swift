@@ -50,7 +50,7 @@ import Testing
         #expect(configuration.rateLimit == RateLimit(requests: 60, window: .seconds(3)))
         #expect(configuration.batchMaxSize == 200)
         #expect(configuration.batchMaxWait == .milliseconds(2000))
-        #expect(configuration.maxInFlightJobs == 16)
+        #expect(configuration.maxInFlightJobs == .fixed(16))
         #expect(configuration.jobTimeout == .seconds(600))
         #expect(configuration.shutdownTimeout == .seconds(30))
         #expect(configuration.httpPort == 9464)
@@ -90,7 +90,7 @@ import Testing
         #expect(configuration.rateLimit == RateLimit(requests: 10, window: .milliseconds(500)))
         #expect(configuration.batchMaxSize == 50)
         #expect(configuration.batchMaxWait == .milliseconds(250))
-        #expect(configuration.maxInFlightJobs == 2)
+        #expect(configuration.maxInFlightJobs == .fixed(2))
         #expect(configuration.jobTimeout == .seconds(60))
         #expect(configuration.shutdownTimeout == .seconds(5))
         #expect(configuration.httpPort == 0)
@@ -156,7 +156,8 @@ import Testing
         ("PURGER_BATCH_MAX_SIZE", "ten", #"must be an integer from 1 to 200, got "ten""#),
         ("PURGER_BATCH_MAX_SIZE", "1.5", #"must be an integer from 1 to 200, got "1.5""#),
         ("PURGER_BATCH_MAX_WAIT_MS", "0", #"must be an integer from 1 to 3600000, got "0""#),
-        ("PURGER_MAX_IN_FLIGHT_JOBS", "0", #"must be an integer from 1 to 10000, got "0""#),
+        ("PURGER_MAX_IN_FLIGHT_JOBS", "0", #"must be auto or an integer from 1 to 10000, got "0""#),
+        ("PURGER_MAX_IN_FLIGHT_JOBS", "adaptive", #"must be auto or an integer from 1 to 10000, got "adaptive""#),
         ("PURGER_JOB_TIMEOUT_S", "-1", #"must be an integer from 1 to 604800, got "-1""#),
         ("PURGER_SHUTDOWN_TIMEOUT_S", "0", #"must be an integer from 1 to 86400, got "0""#),
         ("PURGER_HTTP_PORT", "65536", #"must be an integer from 0 to 65535, got "65536""#),

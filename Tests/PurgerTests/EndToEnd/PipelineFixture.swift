@@ -38,12 +38,12 @@ final class PipelineFixture: Sendable {
     static func fastSimulator(
         uploads: Int = 30_000, inUse: Double = 0.05, faults: SimulatorFaults = .init(), token: String = token,
         rateLimit: RateLimit = RateLimit(requests: 2_000, window: .seconds(1)),
-        jobBaseDuration: Duration = .milliseconds(20)
+        jobBaseDuration: Duration = .milliseconds(20), maxConcurrentJobs: Int? = nil
     ) -> SimulatorConfiguration {
         SimulatorConfiguration(
             apiToken: token, environments: [nil, "staging"], uploadsPerEnvironment: uploads, inUseFraction: inUse,
             rateLimit: rateLimit, jobBaseDuration: jobBaseDuration, jobPerUploadDuration: .microseconds(100),
-            jobJitter: 0.1, faults: faults)
+            jobJitter: 0.1, maxConcurrentJobs: maxConcurrentJobs, faults: faults)
     }
 
     func settings(
@@ -57,7 +57,7 @@ final class PipelineFixture: Sendable {
         configuration.dlqTopic = dlqTopic
         configuration.batchMaxSize = batchMaxSize
         configuration.batchMaxWait = maxWait
-        configuration.maxInFlightJobs = maxInFlight
+        configuration.maxInFlightJobs = .fixed(maxInFlight)
         configuration.shutdownTimeout = shutdownTimeout
         configuration.kafkaProperties = [
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
