@@ -14,8 +14,10 @@
 ///   token keeps the whole budget, paced at no more than twice the average rate (`window / (2 · limit)`).
 /// - **429**: no grant before `X-RateLimit-Reset` seconds have passed; without the header, none for one window.
 ///
-/// Submissions may use the whole budget; polls and lookups leave a tenth of it (at least one request when the budget
-/// is 10 or more) so new work is never starved by polling.
+/// Polls and lookups may use the whole budget; submissions leave one request of it (when the budget is 10 or more),
+/// so that when the budget is short a poll that is due goes before new work: finishing jobs comes before starting
+/// more, and completions are not noticed later as more jobs are in flight. (Polls cannot starve submissions: there
+/// are never more jobs to poll than jobs in flight.)
 ///
 /// With ``Pacing/reactiveOnly`` (for comparisons only) every constraint but the 429 block is off: requests go out as
 /// soon as they are asked for, and only a 429's `X-RateLimit-Reset` holds them back, as in the official JS client.
@@ -29,11 +31,11 @@ public struct RateLimiter: Sendable {
         case reactiveOnly
     }
 
-    /// Who is asking; polls and lookups leave a reserve for submissions.
+    /// Who is asking; submissions leave a request for polls and lookups.
     public enum Priority: Sendable, Equatable {
-        /// A bulk-destroy POST: useful work, may use the whole budget.
+        /// A bulk-destroy POST: new work, leaves the last request of the budget to polls.
         case submission
-        /// A job-result poll, an uploads lookup or a ping.
+        /// A job-result poll, an uploads lookup or a ping: may use the whole budget.
         case background
     }
 
@@ -41,6 +43,8 @@ public struct RateLimiter: Sendable {
     public struct Ticket: Sendable, Equatable {
         /// Grants are numbered in order.
         public let sequence: UInt64
+        /// When it was granted, i.e. just before the request was sent.
+        public let grantedAt: ContinuousClock.Instant
     }
 
     /// The outcome of ``acquire(at:priority:)``.
@@ -90,6 +94,9 @@ public struct RateLimiter: Sendable {
     private var lastGrant: ContinuousClock.Instant?
     private var observation: Observation?
     private var sharedUntil: ContinuousClock.Instant?
+    /// The longest recent time from a grant to its response (decaying by a tenth per response); `nil` before the
+    /// first response.
+    public private(set) var roundTrip: Duration?
     /// No grant before this instant (set by 429s).
     public private(set) var blockedUntil: ContinuousClock.Instant?
 
@@ -110,7 +117,7 @@ public struct RateLimiter: Sendable {
         }
         let window = configured.window
         let limit = effectiveLimit
-        let reserve = priority == .submission ? 0 : limit / 10
+        let reserve = priority == .submission && limit >= 10 ? 1 : 0
         if let first = grants.first, first + window <= now {
             grants.removeAll { $0 + window <= now }
         }
@@ -127,9 +134,10 @@ public struct RateLimiter: Sendable {
             // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
             let sharingMargin = shared ? max(1, limit / 10) : 0
             // Alone on the token, our own counted requests free their slots as they leave the window (plus a
-            // margin for their travel time): without this, the process would stall for a window after each
-            // exhaustion. Sharing it, other replicas' timing is unknown: wait for the whole window, as before.
-            let margin = max(window / (2 * limit), window / 20)
+            // margin for their travel time: the server counts a request from when it arrived, at most one round
+            // trip after its grant): without this, the process would stall for a window after each exhaustion.
+            // Sharing it, other replicas' timing is unknown: wait for the whole window, as before.
+            let margin = max(window / (2 * limit), min(window / 20, roundTrip ?? window / 20))
             let freed = shared ? 0 : observation.counted.prefix { $0 + window + margin <= now }.count
             let available = observation.remaining + freed - reserve - sharingMargin - usedSince
             if available <= 0 {
@@ -158,7 +166,7 @@ public struct RateLimiter: Sendable {
     }
 
     private mutating func grant(at now: ContinuousClock.Instant) -> Decision {
-        let ticket = Ticket(sequence: nextSequence)
+        let ticket = Ticket(sequence: nextSequence, grantedAt: now)
         nextSequence += 1
         if pacing == .proactive { grants.append(now) }
         lastGrant = now
@@ -168,6 +176,8 @@ public struct RateLimiter: Sendable {
     /// Learns from the rate-limit headers of the response to the request holding `ticket`.
     public mutating func record(_ feedback: ServerFeedback, for ticket: Ticket, at now: ContinuousClock.Instant) {
         if let limit = feedback.limit, limit > 0 { serverLimit = limit }
+        let trip = max(now - ticket.grantedAt, .zero)
+        roundTrip = max(trip, (roundTrip ?? trip) * 0.9)
         if feedback.rateLimited {
             let wait: Duration
             if let reset = feedback.resetSeconds, reset >= 0 {
