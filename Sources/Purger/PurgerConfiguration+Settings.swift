@@ -42,11 +42,10 @@ enum SettingDeclarations {
         "PURGER_BATCH_MAX_WAIT_MS", \.batchMaxWait, default: .literal("2000"), .milliseconds(1...3_600_000),
         "longest time an id waits for its batch to fill")
     static let maxInFlightJobs = Setting(
-        "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("16"), .inFlightBound(1...10_000),
+        "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("auto"), .inFlightBound(1...10_000),
         "the most jobs submitted and not completed at once (a hard bound); `auto` adapts it to what the API and "
-            + "the token's budget serve (from 16, at most 256; not the default yet: on a parallel API it does not "
-            + "beat 16, see docs/BENCHMARKS.md); while a full batch waits for a free slot the worker pauses its "
-            + "partitions")
+            + "the token's budget serve (from 16, at most 256); a number fixes it; while a full batch waits for a "
+            + "free slot the worker pauses its partitions")
     static let jobTimeout = Setting(
         "PURGER_JOB_TIMEOUT_S", \.jobTimeout, default: .literal("600"), .seconds(1...604_800),
         "give up on a job result after this long, reporting `timed_out`")

@@ -6,13 +6,13 @@ import Purger
 enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// One bulk operation per request, the official client's linear polling, reacting to 429s only.
     case naive
-    /// The worker's batching (200 ids / 2 s) and 16 jobs in flight (the default bound), but the
+    /// The worker's batching (200 ids / 2 s) and 16 jobs in flight (the fixed default before `auto`), but the
     /// official client's linear polling, reacting to 429s only, and no memory of ids confirmed gone.
     case officialClient = "official-client"
     /// The worker as shipped (defaults).
     case uploadPurger = "upload-purger"
-    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=auto` (the adaptive bound).
-    case uploadPurgerAuto = "upload-purger-auto"
+    /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=16`: the fixed default before `auto`.
+    case uploadPurgerInFlight16 = "upload-purger-16"
     /// The worker as shipped but with `PURGER_MAX_IN_FLIGHT_JOBS=8`.
     case uploadPurgerInFlight8 = "upload-purger-8"
     /// The worker as shipped but with `PURGER_GONE_CACHE_SIZE=0`: what remembering ids confirmed gone saves.
@@ -23,8 +23,8 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         switch self {
         case .naive: "naive (1 op/request)"
         case .officialClient: "official-client policy"
-        case .uploadPurger: "upload-purger (defaults)"
-        case .uploadPurgerAuto: "upload-purger, auto in flight"
+        case .uploadPurger: "upload-purger (defaults: auto in flight)"
+        case .uploadPurgerInFlight16: "upload-purger, 16 in flight"
         case .uploadPurgerInFlight8: "upload-purger, 8 in flight"
         case .uploadPurgerNoGoneCache: "upload-purger, no gone cache"
         }
@@ -37,7 +37,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .officialClient: "#ff7f0e"
         case .uploadPurger: "#1f77b4"
         case .uploadPurgerInFlight8: "#2ca02c"
-        case .uploadPurgerAuto: "#8c564b"
+        case .uploadPurgerInFlight16: "#8c564b"
         case .uploadPurgerNoGoneCache: "#9467bd"
         }
     }
@@ -52,7 +52,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .naive, .officialClient:
             configuration.pollStrategy = .linear(step: .seconds(1))
             configuration.pacing = .reactiveOnly
-        case .uploadPurger, .uploadPurgerAuto, .uploadPurgerInFlight8, .uploadPurgerNoGoneCache:
+        case .uploadPurger, .uploadPurgerInFlight16, .uploadPurgerInFlight8, .uploadPurgerNoGoneCache:
             break
         }
         return configuration
@@ -63,7 +63,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         var configuration = base
         switch self {
         case .uploadPurgerInFlight8: configuration.maxInFlightJobs = .fixed(8)
-        case .uploadPurgerAuto: configuration.maxInFlightJobs = .auto
+        case .uploadPurgerInFlight16: configuration.maxInFlightJobs = .fixed(16)
         // The official client remembers nothing between operations, and has no adaptive bound.
         case .officialClient:
             configuration.goneCacheSize = 0

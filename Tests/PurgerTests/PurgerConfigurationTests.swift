@@ -50,7 +50,7 @@ import Testing
         #expect(configuration.rateLimit == RateLimit(requests: 60, window: .seconds(3)))
         #expect(configuration.batchMaxSize == 200)
         #expect(configuration.batchMaxWait == .milliseconds(2000))
-        #expect(configuration.maxInFlightJobs == .fixed(16))
+        #expect(configuration.maxInFlightJobs == .auto)
         #expect(configuration.jobTimeout == .seconds(600))
         #expect(configuration.shutdownTimeout == .seconds(30))
         #expect(configuration.httpPort == 9464)

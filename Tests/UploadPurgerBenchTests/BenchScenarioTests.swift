@@ -32,7 +32,9 @@ struct BenchScenarioTests {
         }
         let table = BenchReport.table(results)
         #expect(table.split(separator: "\n").count == 2 + BenchStrategy.allCases.count)
-        #expect(BenchReport.targets(results).contains("met: upload-purger (defaults): every request accounted"))
+        #expect(
+            BenchReport.targets(results).contains(
+                "met: upload-purger (defaults: auto in flight): every request accounted"))
     }
 
     @Test func consumeReadsEveryMessageBothWays() async throws {
