@@ -32,13 +32,12 @@ extension PipelineStateMachine.Configuration {
     public init(_ configuration: PurgerConfiguration, client: CMAClientConfiguration) {
         let rate = client.rateLimit
         let jobTimeout = client.jobTimeout
-        let window = Double(rate.window.components.seconds) + Double(rate.window.components.attoseconds) / 1e18
         switch configuration.maxInFlightJobs {
         case .auto:
             self.init(
                 maxInFlightJobs: InFlightBound.autoMaximum,
                 adaptive: InFlightLimiter.Configuration(
-                    requestsPerSecond: Double(rate.requests) / window, initial: InFlightBound.autoInitial,
+                    requestsPerSecond: Double(rate.requests) / rate.window.seconds, initial: InFlightBound.autoInitial,
                     maximum: InFlightBound.autoMaximum),
                 shutdownTimeout: configuration.shutdownTimeout, jobTimeout: jobTimeout,
                 goneCacheCapacity: configuration.goneCacheSize, goneCacheMaximumAge: configuration.goneCacheTTL)
@@ -179,7 +178,7 @@ public struct InFlightLimiter: Sendable {
         }
         round.jobs += 1
         if backlog { round.backlogged += 1 }
-        round.holds.append(hold.inSeconds)
+        round.holds.append(hold.seconds)
         let elapsed = now - round.start
         let rateLimited = budget.rateLimited > round.budget.rateLimited
         guard
@@ -206,7 +205,7 @@ public struct InFlightLimiter: Sendable {
         let jobs = Double(round.jobs)
         let hold = median(round.holds)
         let requestsPerJob = max(1, Double(budget.requests - round.budget.requests) / jobs)
-        let waitPerJob = (budget.waited - round.budget.waited).inSeconds / jobs
+        let waitPerJob = (budget.waited - round.budget.waited).seconds / jobs
         // Little's law: jobs per second the budget affords × how long each holds its slot.
         let served = configuration.requestsPerSecond / requestsPerJob * hold * 1.25
         let cap = Int(served.rounded(.up)) + 1
@@ -220,7 +219,7 @@ public struct InFlightLimiter: Sendable {
         }
         guard round.backlogged * 4 >= round.jobs * 3, elapsed > .zero else { return }
         let utilization =
-            Double(budget.requests - round.budget.requests) / elapsed.inSeconds / configuration.requestsPerSecond
+            Double(budget.requests - round.budget.requests) / elapsed.seconds / configuration.requestsPerSecond
         // Requests also wait when the rate limiter spreads a burst (a wave of jobs submitted or polled together);
         // only waiting while the budget is nearly all used means it is spent.
         if utilization >= configuration.spentUtilization, waitPerJob > configuration.maximumWaitShare * hold {
@@ -229,7 +228,7 @@ public struct InFlightLimiter: Sendable {
             set(Int((Double(limit) * (1 - configuration.budgetCut)).rounded()), .budgetSpent)
             return
         }
-        let measurement = Measurement(limit: round.limit, throughput: jobs / elapsed.inSeconds)
+        let measurement = Measurement(limit: round.limit, throughput: jobs / elapsed.seconds)
         measuredRounds += 1
         guard let last, last.limit != measurement.limit, last.throughput > 0 else {
             self.last = measurement
@@ -293,8 +292,4 @@ public struct InFlightLimiter: Sendable {
         let sorted = values.sorted()
         return sorted[sorted.count / 2]
     }
-}
-
-extension Duration {
-    fileprivate var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
