@@ -126,6 +126,8 @@ extension CMAClient {
         _ ids: [UploadID], environment: String?, run: inout BulkRun, recoveryRound: Int
     ) async throws(CMAError) {
         if run.submittedAt == nil { run.submittedAt = Date() }
+        // Subscribed before the job exists, so that its result cannot be published unheard.
+        let channel = try await pushChannel(for: environment)
         let submission: Submission
         do {
             submission = try await submit(ids, environment: environment, attempts: &run.attempts)
@@ -155,7 +157,7 @@ extension CMAClient {
             logger.debug("Bulk destroy job started", metadata: ["job_id": "\(job)", "uploads": "\(ids.count)"])
             guard
                 let finished = try await awaitJob(
-                    job, uploads: ids.count, environment: environment,
+                    job, uploads: ids.count, environment: environment, channel: channel,
                     acceptedAt: acceptedAt, run: &run)
             else {
                 run.parts.append(
@@ -275,24 +277,63 @@ extension CMAClient {
         try await destroyBatch(remaining, environment: environment, run: &run, recoveryRound: recoveryRound + 1)
     }
 
-    // MARK: - Polling
+    // MARK: - Awaiting results
 
-    /// Polls until the job finishes (its result) or the job timeout passes (`nil`).
+    /// Waits for the job's result until it finishes (its result) or the job timeout passes (`nil`).
+    ///
+    /// Polled on the ``PollScheduler``'s schedule, unless its push `channel` is subscribed: then its pushed result
+    /// is awaited, and a poll goes out only as the safety net — when the result is later than the predicted
+    /// duration plus a margin (an event lost), once after the channel is subscribed again (events of the gap are
+    /// lost), on the poll schedule while the channel is down, and for a result too large to be pushed (413).
+    /// Whichever comes first, push or poll, is the result; the other is never seen.
     private func awaitJob(
-        _ job: JobID, uploads: Int, environment: String?, acceptedAt: ContinuousClock.Instant, run: inout BulkRun
+        _ job: JobID, uploads: Int, environment: String?, channel: String?,
+        acceptedAt: ContinuousClock.Instant, run: inout BulkRun
     ) async throws(CMAError) -> FinishedJob? {
         let deadline = acceptedAt + configuration.jobTimeout
-        let plannedFirstPoll = state.withLock { $0.pollScheduler.firstPollDelay(uploads: uploads) }
-        var next = acceptedAt + plannedFirstPoll
+        let (plannedFirstPoll, predicted) = state.withLock {
+            ($0.pollScheduler.firstPollDelay(uploads: uploads), $0.pollScheduler.predictedDuration(uploads: uploads))
+        }
+        // The safety net's margin: half the prediction, at least a second.
+        let margin = max(predicted * 0.5, .seconds(1))
+        let push = channel.flatMap { channel in self.push.map { (channel: channel, results: $0) } }
+        var pushed = push.map { $0.results.isSubscribed($0.channel) } ?? false
+        if let push { push.results.register(job, channel: push.channel) }
+        defer { push?.results.unregister(job) }
+        var next = acceptedAt + (pushed ? predicted + margin : plannedFirstPoll)
         var misses = 0
         var lastMissAt: Duration?
         var polls = 0
         while true {
             if next > deadline { next = deadline }
-            do {
-                try await sleep(until: next)
-            } catch {
-                return nil
+            if let push {
+                let signals = await push.results.next(job, until: next)
+                if Task.isCancelled { return nil }
+                for signal in signals {
+                    switch signal {
+                    case .result(.finished(_, let finished), let at):
+                        let duration = at - acceptedAt
+                        state.withLock {
+                            $0.pollScheduler.recordObservedDuration(uploads: uploads, duration: duration)
+                            $0.statistics.pushedResults += 1
+                        }
+                        noteFinished(job, finished, after: duration, polls: polls, source: "push")
+                        return finished
+                    case .result(.tooLarge, _), .resubscribed:
+                        pushed = push.results.isSubscribed(push.channel)
+                        next = clock.now
+                    case .lost:
+                        pushed = false
+                        next = min(next, max(clock.now, acceptedAt + plannedFirstPoll))
+                    }
+                }
+                if clock.now < next { continue }
+            } else {
+                do {
+                    try await sleep(until: next)
+                } catch {
+                    return nil
+                }
             }
             let result: JobResult
             let sentAt: ContinuousClock.Instant
@@ -321,26 +362,48 @@ extension CMAClient {
             case .finished(let finished):
                 let foundAt = sentAt - acceptedAt
                 state.withLock {
-                    $0.pollScheduler.recordCompletion(
-                        uploads: uploads, plannedFirstPoll: plannedFirstPoll, lastMissAt: lastMissAt, foundAt: foundAt)
-                    $0.statistics.jobsFinished += 1
-                    $0.statistics.pollsForFinishedJobs += polls
+                    // A poll that found the job only because its pushed result was late says little of when
+                    // polls should go out; it is learned from only when the job was polled on the schedule.
+                    if push == nil || !pushed {
+                        $0.pollScheduler.recordCompletion(
+                            uploads: uploads, plannedFirstPoll: plannedFirstPoll, lastMissAt: lastMissAt,
+                            foundAt: foundAt)
+                    }
                 }
-                CMAMetrics.recordFinishedJob(duration: foundAt, polls: polls)
-                logger.debug(
-                    "Bulk destroy job finished",
-                    metadata: ["job_id": "\(job)", "job_status": "\(finished.status)", "polls": "\(polls)"])
+                noteFinished(job, finished, after: foundAt, polls: polls, source: "poll")
                 return finished
             case .pending:
                 if sentAt >= deadline || clock.now >= deadline { return nil }
                 misses += 1
                 lastMissAt = sentAt - acceptedAt
-                next =
-                    sentAt
-                    + state.withLock {
-                        $0.pollScheduler.delayAfterMiss(uploads: uploads, misses: misses, elapsed: sentAt - acceptedAt)
-                    }
+                if pushed {
+                    next = max(sentAt + margin, acceptedAt + predicted + margin)
+                } else {
+                    next =
+                        sentAt
+                        + state.withLock {
+                            $0.pollScheduler.delayAfterMiss(
+                                uploads: uploads, misses: misses, elapsed: sentAt - acceptedAt)
+                        }
+                }
             }
         }
+    }
+
+    /// Counts, measures and logs a finished job, whichever way its result came.
+    private func noteFinished(
+        _ job: JobID, _ finished: FinishedJob, after duration: Duration, polls: Int, source: String
+    ) {
+        state.withLock {
+            $0.statistics.jobsFinished += 1
+            $0.statistics.pollsForFinishedJobs += polls
+        }
+        CMAMetrics.recordFinishedJob(duration: duration, polls: polls)
+        CMAMetrics.recordJobResult(source: source)
+        logger.debug(
+            "Bulk destroy job finished",
+            metadata: [
+                "job_id": "\(job)", "job_status": "\(finished.status)", "polls": "\(polls)", "source": "\(source)",
+            ])
     }
 }

@@ -100,14 +100,7 @@ extension CMAClient {
             throw CMAError(kind: .retryable, httpStatus: response.status, message: "unreadable job result")
         }
         let attributes = document.data.attributes
-        let errors = attributes.payload?.data ?? []
-        let finished = FinishedJob(
-            status: attributes.status,
-            successful: attributes.payload?.meta?.successful,
-            failed: attributes.payload?.meta?.failed,
-            error: (200..<300).contains(attributes.status)
-                ? nil : (errors.isEmpty ? "HTTP \(attributes.status)" : APIErrorDocument(data: errors).summary))
-        return (.finished(finished), response.sentAt)
+        return (.finished(FinishedJob(status: attributes.status, payload: attributes.payload)), response.sentAt)
     }
 
     func lookupExisting(

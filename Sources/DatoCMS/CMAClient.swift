@@ -17,11 +17,15 @@ public final class CMAClient: Sendable {
     let retryPolicy: RetryPolicy
     let state: Mutex<State>
     let clock = ContinuousClock()
+    /// The push connection, unless job results are only polled.
+    let push: PushedJobResults?
 
     struct State {
         var rateLimiter: RateLimiter
         var pollScheduler: PollScheduler
         var statistics = CMAClientStatistics()
+        /// The site's id, from `GET /site`, once known: it names the push channels.
+        var siteID: String?
     }
 
     /// Creates a client. It does not own `httpClient` (the shared singleton by default).
@@ -37,6 +41,9 @@ public final class CMAClient: Sendable {
                 rateLimiter: RateLimiter(configuration.rateLimit, pacing: configuration.pacing),
                 pollScheduler: PollScheduler(
                     configuration: configuration.pollSchedule, strategy: configuration.pollStrategy)))
+        self.push =
+            configuration.jobResults == .poll
+            ? nil : PushedJobResults(url: configuration.pushWebSocketURL, logger: logger)
     }
 
     /// A snapshot of the requests, waits, polls and jobs so far.
@@ -55,6 +62,8 @@ public final class CMAClient: Sendable {
         case bulkDestroy = "bulk_destroy"
         case jobResult = "job_result"
         case uploads
+        case site
+        case pusherAuthenticate = "pusher_authenticate"
     }
 
     struct Response {
@@ -81,10 +90,12 @@ public final class CMAClient: Sendable {
     /// request.
     func send(
         _ method: HTTPMethod, path: String, query: [(String, String)] = [], body: [UInt8]? = nil,
-        environment: String?, endpoint: Endpoint, priority: RateLimiter.Priority, idempotent: Bool = true,
-        acceptedStatus: (Int) -> Bool = { _ in false }, onAttempt: () -> Void = {}
+        contentType: String = "application/vnd.api+json", environment: String?, endpoint: Endpoint,
+        priority: RateLimiter.Priority, idempotent: Bool = true, acceptedStatus: (Int) -> Bool = { _ in false },
+        onAttempt: () -> Void = {}
     ) async throws(CMAError) -> SendResult {
-        let request = makeRequest(method, path: path, query: query, body: body, environment: environment)
+        let request = makeRequest(
+            method, path: path, query: query, body: body, contentType: contentType, environment: environment)
         let started = clock.now
         var attempt = 0
         while true {
@@ -206,7 +217,8 @@ public final class CMAClient: Sendable {
     // MARK: - HTTP
 
     private func makeRequest(
-        _ method: HTTPMethod, path: String, query: [(String, String)], body: [UInt8]?, environment: String?
+        _ method: HTTPMethod, path: String, query: [(String, String)], body: [UInt8]?, contentType: String,
+        environment: String?
     ) -> HTTPClientRequest {
         var url = configuration.baseURL + path
         if !query.isEmpty {
@@ -222,7 +234,7 @@ public final class CMAClient: Sendable {
             request.headers.add(name: "X-Environment", value: environment)
         }
         if let body {
-            request.headers.add(name: "Content-Type", value: "application/vnd.api+json")
+            request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         return request

@@ -25,6 +25,20 @@ public struct CMAClientConfiguration: Sendable {
     public var pollStrategy: PollScheduler.Strategy
     /// Proactive pacing (default) or reacting to 429s only; the latter exists for benchmarks.
     public var pacing: RateLimiter.Pacing
+    /// Whether job results are pushed (DatoCMS's real-time events over Pusher) or polled. Default `.poll` for the
+    /// library; the worker's setting defaults to `.auto`.
+    public var jobResults: JobResultSource
+    /// The Pusher websocket host, without a path: `wss://ws-mt1.pusher.com` (DatoCMS's cluster) by default.
+    public var pushURL: String
+    /// DatoCMS's Pusher application key.
+    public var pushKey: String
+
+    /// The full websocket URL of the push connection (Pusher protocol 7).
+    public var pushWebSocketURL: String {
+        var base = pushURL
+        while base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/app/\(pushKey)?protocol=7&client=upload-purger&version=1"
+    }
 
     /// Creates a configuration; every parameter but the token has the documented default.
     public init(
@@ -39,7 +53,10 @@ public struct CMAClientConfiguration: Sendable {
         retryMaxDelay: Duration = .seconds(10),
         pollSchedule: PollScheduler.Configuration = .init(),
         pollStrategy: PollScheduler.Strategy = .adaptive,
-        pacing: RateLimiter.Pacing = .proactive
+        pacing: RateLimiter.Pacing = .proactive,
+        jobResults: JobResultSource = .poll,
+        pushURL: String = JobResultSource.datoCMSPushURL,
+        pushKey: String = JobResultSource.datoCMSPushKey
     ) {
         var trimmed = baseURL
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
@@ -55,5 +72,23 @@ public struct CMAClientConfiguration: Sendable {
         self.pollSchedule = pollSchedule
         self.pollStrategy = pollStrategy
         self.pacing = pacing
+        self.jobResults = jobResults
+        self.pushURL = pushURL
+        self.pushKey = pushKey
     }
+}
+
+/// How a bulk operation's result is learned.
+public enum JobResultSource: String, Sendable, Equatable, CaseIterable {
+    /// Pushed when the subscription succeeds, polled otherwise (and as the safety net).
+    case auto
+    /// Pushed; start-up fails when the channel cannot be subscribed.
+    case push
+    /// Polled (`GET /job-results/:id`) only.
+    case poll
+
+    /// DatoCMS's Pusher cluster.
+    public static let datoCMSPushURL = "wss://ws-mt1.pusher.com"
+    /// DatoCMS's Pusher application key.
+    public static let datoCMSPushKey = "75e6ef0fe5d39f481626"
 }

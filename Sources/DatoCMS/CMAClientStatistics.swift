@@ -21,6 +21,8 @@ public struct CMAClientStatistics: Sendable, Equatable {
     public var pollsForFinishedJobs = 0
     /// Jobs whose result was received.
     public var jobsFinished = 0
+    /// Jobs whose result came by push (see ``JobResultSource``); the rest of ``jobsFinished`` were polled.
+    public var pushedResults = 0
     /// Batches split in two after a non-retryable rejection.
     public var bisections = 0
 

@@ -150,3 +150,15 @@ indirect enum JSONValue: Decodable, Equatable, Sendable {
         }
     }
 }
+
+extension FinishedJob {
+    /// A job result from its status and payload, as `GET /job-results/:id` and the pushed `job-result` event
+    /// carry them alike.
+    init(status: Int, payload: JobResultDocument.Payload?) {
+        let errors = payload?.data ?? []
+        self.init(
+            status: status, successful: payload?.meta?.successful, failed: payload?.meta?.failed,
+            error: (200..<300).contains(status)
+                ? nil : (errors.isEmpty ? "HTTP \(status)" : APIErrorDocument(data: errors).summary))
+    }
+}

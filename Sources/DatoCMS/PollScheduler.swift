@@ -181,6 +181,21 @@ public struct PollScheduler: Sendable {
         factor = min(max(factor, 0.01), 100)
     }
 
+    /// Learns from a job whose completion was observed as it happened (its pushed result): an exact sample of the
+    /// line, except a stall (longer than ``Configuration/outlierRatio`` times the prediction), which stays out.
+    /// The factor is left alone: it is a quantile of the polls' hits and misses, and no poll was sent.
+    public mutating func recordObservedDuration(uploads: Int, duration: Duration) {
+        if !samples.isEmpty, duration > predictedDuration(uploads: uploads) * configuration.outlierRatio { return }
+        let sample = Sample(uploads: Double(max(uploads, 1)), seconds: duration.seconds)
+        if samples.count < configuration.sampleCapacity {
+            samples.append(sample)
+        } else {
+            samples[nextSlot] = sample
+        }
+        nextSlot = (nextSlot + 1) % configuration.sampleCapacity
+        if samples.count == 1 { factor = 1 }
+    }
+
     // MARK: - Model
 
     private func prior(_ uploads: Double) -> Double {

@@ -1,5 +1,6 @@
 public import DatoCMS
 import Hummingbird
+import HummingbirdWebSocket
 public import Logging
 import Synchronization
 
@@ -19,6 +20,7 @@ public final class CMASimulator: Sendable {
     public let configuration: SimulatorConfiguration
     private let logger: Logger
     private let state: Mutex<SimulatorState>
+    private let pushHub: PushHub
     private let server = Mutex<(task: Task<Void, Never>?, baseURL: String?)>((nil, nil))
 
     /// A simulator with freshly seeded uploads; nothing is bound until ``start()`` or ``run()``.
@@ -26,6 +28,7 @@ public final class CMASimulator: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.state = Mutex(SimulatorState(configuration: configuration))
+        self.pushHub = PushHub(configuration: configuration.push, seed: configuration.seed, logger: logger)
     }
 
     /// Errors starting the server.
@@ -54,14 +57,35 @@ public final class CMASimulator: Sendable {
         throw StartError(description: "simulator could not bind \(configuration.host):\(configuration.port)")
     }
 
-    /// Stops a server started with ``start()`` and waits until it is down.
+    /// Stops a server started with ``start()`` and waits until it is down, or 2 s at most: Hummingbird's server can
+    /// wait on a websocket connection a client left half open, and then it is left to end with the process.
     public func shutdown() async {
+        pushHub.closeAll()
         let task = server.withLock { state in
             defer { state.task = nil }
             return state.task
         }
-        task?.cancel()
-        await task?.value
+        guard let task else { return }
+        task.cancel()
+        final class Once: Sendable {
+            let done = Mutex(false)
+            func first() -> Bool {
+                done.withLock { done in
+                    defer { done = true }; return !done
+                }
+            }
+        }
+        let once = Once()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Task {
+                await task.value
+                if once.first() { continuation.resume() }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(2))
+                if once.first() { continuation.resume() }
+            }
+        }
     }
 
     /// Serves until the surrounding task is cancelled or, in a service group, until graceful shutdown, which
@@ -144,6 +168,12 @@ public final class CMASimulator: Sendable {
         router.get("/uploads") { request, context in
             await self.respond(to: request, route: .uploads, context: context)
         }
+        router.get("/site") { request, context in
+            await self.respond(to: request, route: .site, context: context)
+        }
+        router.post("/pusher/authenticate") { request, context in
+            await self.respond(to: request, route: .pusherAuthenticate, context: context)
+        }
         router.get("/_simulator/stats") { _, _ in
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -154,14 +184,52 @@ public final class CMASimulator: Sendable {
         }
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .warning)
+        let push = configuration.push
+        let hub = pushHub
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade { request, channel, _ in
+                // Pusher's path: /app/{key}?protocol=7&…; anything else is served by the router.
+                guard push.enabled, let path = request.path,
+                    path.split(separator: "?").first == "/app/\(push.appKey)"
+                else { return .dontUpgrade }
+                return .upgrade([:]) { inbound, outbound, _ in
+                    await hub.serve(inbound: inbound, outbound: outbound, channel: channel)
+                }
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 if let port = channel.localAddress?.port { onPort(port) }
             },
             logger: serverLogger)
-        try await app.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            if push.enabled {
+                group.addTask { await self.publishJobResults() }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Pushes the results of jobs as they finish: settles due jobs every few milliseconds (the simulator settles
+    /// lazily otherwise) and hands their events to the hub.
+    private func publishJobResults() async {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            let events = state.withLock { state in
+                state.settleJobs(at: now)
+                return state.takePushEvents()
+            }
+            let (delivered, dropped) = pushHub.publish(events, at: now)
+            if !delivered.isEmpty || dropped > 0 {
+                state.withLock { state in
+                    for job in delivered { state.notePushed(job, at: now) }
+                    state.stats.pushEventsDropped += dropped
+                }
+            }
+            guard (try? await Task.sleep(for: .milliseconds(5))) != nil else { return }
+        }
     }
 
     private func respond(
@@ -172,7 +240,7 @@ public final class CMASimulator: Sendable {
             guard (try? await Task.sleep(for: .milliseconds(50))) != nil else { break }
         }
         var body: [UInt8] = []
-        if case .bulkDestroy = route {
+        if route.hasBody {
             var request = request
             if let buffer = try? await request.collectBody(upTo: 1 << 20) {
                 body = Array(buffer.readableBytesView)

@@ -34,6 +34,8 @@ public struct SimulatorConfiguration: Sendable {
     public var maxConcurrentJobs: Int?
     /// Injected failures.
     public var faults: SimulatorFaults
+    /// The Pusher side: `GET /site`, `POST /pusher/authenticate` and the websocket that pushes job results.
+    public var push: SimulatorPush
 
     /// Creates a configuration; every parameter has a default suited to tests.
     public init(
@@ -42,7 +44,7 @@ public struct SimulatorConfiguration: Sendable {
         seed: UInt64 = 42, rateLimit: RateLimit = .datoCMSDefault, jobBaseDuration: Duration = .milliseconds(500),
         jobPerUploadDuration: Duration = .milliseconds(5), jobJitter: Double = 0.1,
         refusedUploadIDs: Set<String> = [], externalDeletionsPerSecond: Double = 0, maxConcurrentJobs: Int? = nil,
-        faults: SimulatorFaults = .init()
+        faults: SimulatorFaults = .init(), push: SimulatorPush = .init()
     ) {
         self.host = host
         self.port = port
@@ -59,6 +61,7 @@ public struct SimulatorConfiguration: Sendable {
         self.externalDeletionsPerSecond = externalDeletionsPerSecond
         self.maxConcurrentJobs = maxConcurrentJobs.map { max($0, 1) }
         self.faults = faults
+        self.push = push
     }
 }
 
@@ -96,5 +99,62 @@ public struct SimulatorFaults: Sendable, Equatable {
         self.slowResponseDelay = slowResponseDelay
         self.lostPostResponse = lostPostResponse
         self.failedJob500 = failedJob500
+    }
+}
+
+/// How the simulated Pusher endpoint behaves: a websocket at `/app/{key}` on the simulator's own port, speaking
+/// Pusher protocol 7, publishing each finished job as a `job-result` event on its site's private channel.
+public struct SimulatorPush: Sendable, Equatable {
+    /// Whether the websocket exists (otherwise `/app/…` is a 404, as for a network that blocks it). Default true.
+    public var enabled: Bool
+    /// The application key of the websocket path; DatoCMS's by default.
+    public var appKey: String
+    /// The application secret that signs channel authorizations (HMAC-SHA256).
+    public var appSecret: String
+    /// The site's id (`GET /site`), which names the channels.
+    public var siteID: String
+    /// Fraction of `job-result` events not sent (Pusher keeps nothing: a subscriber never sees them).
+    public var dropEvents: Double
+    /// Delay between a job's end and its event.
+    public var eventDelay: Duration
+    /// Close every connection this long after it opened, with ``closeCode``. `nil`: never.
+    public var closeEvery: Duration?
+    /// Close code of those closes (4200–4299: reconnect at once; 4100–4199: after a back-off; 4000–4099: never).
+    public var closeCode: Int
+    /// `POST /pusher/authenticate` answers 403.
+    public var refuseAuthorization: Bool
+    /// Jobs with more ids than this get a 413 event (payload too large for Pusher); `nil`: none.
+    public var payloadTooLargeAbove: Int?
+    /// The `activity_timeout` announced, in seconds.
+    public var activityTimeoutSeconds: Int
+
+    /// The defaults: enabled, no faults.
+    public init(
+        enabled: Bool = true, appKey: String = JobResultSource.datoCMSPushKey,
+        appSecret: String = "simulator-push-secret", siteID: String = "31337", dropEvents: Double = 0,
+        eventDelay: Duration = .zero, closeEvery: Duration? = nil, closeCode: Int = 4200,
+        refuseAuthorization: Bool = false, payloadTooLargeAbove: Int? = nil, activityTimeoutSeconds: Int = 120
+    ) {
+        self.enabled = enabled
+        self.appKey = appKey
+        self.appSecret = appSecret
+        self.siteID = siteID
+        self.dropEvents = dropEvents
+        self.eventDelay = eventDelay
+        self.closeEvery = closeEvery
+        self.closeCode = closeCode
+        self.refuseAuthorization = refuseAuthorization
+        self.payloadTooLargeAbove = payloadTooLargeAbove
+        self.activityTimeoutSeconds = activityTimeoutSeconds
+    }
+
+    /// The channel of an environment's job results.
+    public func channel(environment: String?) -> String {
+        CMAClient.pushChannelName(site: siteID, environment: environment)
+    }
+
+    /// Every channel of the site.
+    func channels(environments: [String?]) -> Set<String> {
+        Set(environments.map { channel(environment: $0) })
     }
 }

@@ -8,7 +8,17 @@ import DatoCMS
 
 /// A request reduced to what the simulated API looks at.
 struct SimulatedRequest {
-    enum Route { case bulkDestroy, jobResult(String), uploads }
+    enum Route {
+        case bulkDestroy, jobResult(String), uploads, site, pusherAuthenticate
+
+        /// Whether its body is read.
+        var hasBody: Bool {
+            switch self {
+            case .bulkDestroy, .pusherAuthenticate: true
+            case .jobResult, .uploads, .site: false
+            }
+        }
+    }
     var route: Route
     var authorization: String?
     var apiVersion: String?
@@ -47,6 +57,8 @@ struct SimulatorState {
         /// Held by ``CMASimulator/holdJobs()``: not finished before ``CMASimulator/releaseJobs()``.
         var held = false
         var responseLost = false
+        /// Its result was pushed to a subscriber.
+        var pushed = false
     }
 
     /// Whether jobs started now are held until released.
@@ -73,6 +85,8 @@ struct SimulatorState {
     var receivedTimes: [ContinuousClock.Instant] = []
     var issuedResets: [(issuedAt: ContinuousClock.Instant, until: ContinuousClock.Instant)] = []
     var stats = SimulatorStats()
+    /// Settled jobs' `job-result` events not yet handed to the push hub.
+    var pushOutbox: [(channel: String, jobID: String, data: String)] = []
     /// When external deletions were last applied, and the fraction of one carried over.
     var externalDeletionsAt: ContinuousClock.Instant?
     var externalDeletionsOwed = 0.0
@@ -166,7 +180,66 @@ struct SimulatorState {
         case .bulkDestroy: return bulkDestroy(request, at: now)
         case .jobResult(let id): return jobResult(id, at: now)
         case .uploads: return uploads(request)
+        case .site: return site()
+        case .pusherAuthenticate: return pusherAuthenticate(request)
         }
+    }
+
+    /// `GET /site`: the id that names the push channels.
+    private mutating func site() -> SimulatedResponse {
+        var response = SimulatedResponse(
+            status: 200,
+            body: #"{"data":{"type":"site","id":"\#(configuration.push.siteID)","attributes":{"name":"Simulated"}}}"#)
+        response.headers = rateHeaders()
+        count(.site, 200)
+        return response
+    }
+
+    /// `POST /pusher/authenticate`: signs `socket_id:channel_name` for a channel of this site.
+    private mutating func pusherAuthenticate(_ request: SimulatedRequest) -> SimulatedResponse {
+        let push = configuration.push
+        guard !push.refuseAuthorization else {
+            stats.faultsInjected["push_authorization_refused", default: 0] += 1
+            return error(403, "INSUFFICIENT_PERMISSIONS", details: [:], endpoint: .pusherAuthenticate)
+        }
+        guard let fields = PushHub.authenticationFields(request.body, contentType: request.contentType),
+            let channel = fields["channel_name"], let socketID = fields["socket_id"],
+            push.channels(environments: configuration.environments).contains(channel)
+        else {
+            return error(
+                422, "INVALID_FIELD", details: ["field": "channel_name"], endpoint: .pusherAuthenticate)
+        }
+        var response = SimulatedResponse(
+            status: 200, body: #"{"auth":"\#(push.signature(socketID: socketID, channel: channel))"}"#)
+        response.headers = rateHeaders()
+        count(.pusherAuthenticate, 200)
+        return response
+    }
+
+    /// The `job-result` events of jobs settled since the last call, with their channels.
+    mutating func takePushEvents() -> [(channel: String, jobID: String, data: String)] {
+        defer { pushOutbox = [] }
+        return pushOutbox
+    }
+
+    /// A job's result was pushed to a subscriber: it counts as noticed then.
+    mutating func notePushed(_ jobID: String, at now: ContinuousClock.Instant) {
+        guard var job = jobs[jobID], job.noticedAt == nil else { return }
+        job.noticedAt = now
+        job.pushed = true
+        jobs[jobID] = job
+        stats.jobsNoticed += 1
+        stats.pushedResults += 1
+        openJobs -= 1
+    }
+
+    /// `{"status":…,"payload":…}` of a settled job, as `GET /job-results/:id` and the pushed event carry it.
+    private func resultAttributes(_ job: Job) -> String {
+        if job.failWith500 {
+            return
+                #"{"status":500,"payload":{"data":[{"id":"\#(job.id)-error","type":"api_error","attributes":{"code":"INTERNAL_SERVER_ERROR","details":{}}}]}}"#
+        }
+        return #"{"status":200,"payload":{"data":[],"meta":{"successful":\#(job.successful),"failed":\#(job.failed)}}}"#
     }
 
     private mutating func bulkDestroy(_ request: SimulatedRequest, at now: ContinuousClock.Instant) -> SimulatedResponse
@@ -250,14 +323,7 @@ struct SimulatorState {
             stats.jobsNoticed += 1
             openJobs -= 1
         }
-        let attributes: String
-        if job.failWith500 {
-            attributes =
-                #"{"status":500,"payload":{"data":[{"id":"\#(id)-error","type":"api_error","attributes":{"code":"INTERNAL_SERVER_ERROR","details":{}}}]}}"#
-        } else {
-            attributes =
-                #"{"status":200,"payload":{"data":[],"meta":{"successful":\#(job.successful),"failed":\#(job.failed)}}}"#
-        }
+        let attributes = resultAttributes(job)
         var response = SimulatedResponse(
             status: 200, body: #"{"data":{"type":"job_result","id":"\#(id)","attributes":\#(attributes)}}"#)
         response.headers = rateHeaders()
@@ -314,6 +380,16 @@ struct SimulatorState {
             }
             job.settled = true
             jobs[job.id] = job
+            let push = configuration.push
+            if push.enabled {
+                let channel = push.channel(environment: job.environment)
+                if let limit = push.payloadTooLargeAbove, job.ids.count > limit {
+                    pushOutbox.append((channel, job.id, #"{"jobId":"\#(job.id)","status":413,"payload":null}"#))
+                } else {
+                    pushOutbox.append(
+                        (channel, job.id, #"{"jobId":"\#(job.id)",\#(resultAttributes(job).dropFirst())"#))
+                }
+            }
         }
     }
 
@@ -421,6 +497,8 @@ struct SimulatorState {
         case .bulkDestroy: endpoint = "bulk_destroy"
         case .jobResult: endpoint = "job_result"
         case .uploads: endpoint = "uploads"
+        case .site: endpoint = "site"
+        case .pusherAuthenticate: endpoint = "pusher_authenticate"
         }
         stats.requests[endpoint, default: [:]][status == 0 ? "dropped" : String(status), default: 0] += 1
     }

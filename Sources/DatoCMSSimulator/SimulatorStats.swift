@@ -45,6 +45,10 @@ public struct SimulatorStats: Sendable, Codable, Equatable {
     public var jobsStarted = 0
     /// Jobs whose result has been returned at least once.
     public var jobsNoticed = 0
+    /// Jobs whose result was pushed to a subscriber before any poll returned it.
+    public var pushedResults = 0
+    /// `job-result` events dropped by the push fault.
+    public var pushEventsDropped = 0
     /// Uploads deleted by jobs.
     public var deletions = 0
     /// Uploads deleted by "another client" (``SimulatorConfiguration/externalDeletionsPerSecond``), not by a job.

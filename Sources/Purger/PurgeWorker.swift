@@ -89,6 +89,11 @@ public final class PurgeWorker: Service, Sendable {
                 maxSize: configuration.batchMaxSize, maxWait: configuration.batchMaxWait,
                 defaultEnvironment: configuration.datocmsEnvironment))
         return await withTaskGroup(of: PipelineStateMachine.Event?.self) { group in
+            group.addTask {
+                // The push connection lives as long as the work, drains included; polling stands in without it.
+                await self.client.runPushedResults()
+                return nil
+            }
             group.addTask { await self.checkAPI() }
             group.addTask {
                 do {
@@ -209,10 +214,16 @@ public final class PurgeWorker: Service, Sendable {
         }
     }
 
-    /// One cheap request at start-up: proves the API answers (readiness) and fails fast on a rejected token.
+    /// One cheap request at start-up: proves the API answers (readiness) and fails fast on a rejected token. Then
+    /// subscribes the default environment's pushed job results, unless they are only polled; with
+    /// `DATOCMS_JOB_RESULTS=push`, failing that stops the worker before it is ready.
     private func checkAPI() async -> PipelineStateMachine.Event? {
         do {
             try await client.ping(environment: configuration.datocmsEnvironment)
+            let pushed = try await client.subscribePushChannel(environment: configuration.datocmsEnvironment)
+            if !pushed, configuration.jobResults == .push {
+                return .failed(.pushUnavailable(configuration.datocmsEnvironment ?? "the primary environment"))
+            }
             return .apiAnswered
         } catch {
             if error.kind == .fatal { return .failed(.tokenRejected(error)) }

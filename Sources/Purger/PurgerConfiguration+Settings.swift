@@ -35,6 +35,17 @@ enum SettingDeclarations {
     static let rateLimit = Setting(
         "DATOCMS_RATE_LIMIT", \.rateLimit, default: .literal("60/3s"), .rateLimit,
         "request budget of the API token, shared by all requests of all replicas")
+    static let jobResults = Setting(
+        "DATOCMS_JOB_RESULTS", \.jobResults, default: .literal("auto"), SettingParser<JobResultSource>.choice,
+        "how job results are learned: `auto` subscribes to DatoCMS's real-time job results (Pusher) at start-up and "
+            + "polls when that fails; `push` refuses to start without them; `poll` only polls. With push a job costs "
+            + "one request instead of two or more; a job whose pushed result is late is still polled")
+    static let pushURL = Setting(
+        "DATOCMS_PUSH_URL", \.pushURL, default: .literal(JobResultSource.datoCMSPushURL), .pushURL,
+        "the Pusher websocket host of pushed job results; the API token is never sent there")
+    static let pushKey = Setting(
+        "DATOCMS_PUSH_KEY", \.pushKey, default: .literal(JobResultSource.datoCMSPushKey), .text,
+        "DatoCMS's Pusher application key")
     static let batchMaxSize = Setting(
         "PURGER_BATCH_MAX_SIZE", \.batchMaxSize, default: .literal("200"), .integer(1...200),
         "ids per bulk operation")
@@ -98,6 +109,9 @@ enum SettingDeclarations {
         baseURL.row,
         environment.row,
         rateLimit.row,
+        jobResults.row,
+        pushURL.row,
+        pushKey.row,
         batchMaxSize.row,
         batchMaxWait.row,
         maxInFlightJobs.row,

@@ -28,6 +28,12 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
     public var datocmsEnvironment: String?
     /// The request budget of the API token.
     public var rateLimit: RateLimit
+    /// Whether job results are pushed (DatoCMS's real-time events) or polled.
+    public var jobResults: JobResultSource
+    /// The Pusher websocket host (`wss://`, or `ws://` on a loopback address).
+    public var pushURL: URL
+    /// DatoCMS's Pusher application key.
+    public var pushKey: String
     /// The most ids per bulk operation, 1 to 200.
     public var batchMaxSize: Int
     /// The longest an id waits for its batch to fill.
@@ -92,6 +98,9 @@ public struct PurgerConfiguration: Sendable, CustomStringConvertible, CustomDebu
             datocmsBaseURL: try S.baseURL.value(in: values),
             datocmsEnvironment: try S.environment.value(in: values),
             rateLimit: try S.rateLimit.value(in: values),
+            jobResults: try S.jobResults.value(in: values),
+            pushURL: try S.pushURL.value(in: values),
+            pushKey: try S.pushKey.value(in: values),
             batchMaxSize: try S.batchMaxSize.value(in: values),
             batchMaxWait: try S.batchMaxWait.value(in: values),
             maxInFlightJobs: try S.maxInFlightJobs.value(in: values),

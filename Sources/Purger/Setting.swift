@@ -114,6 +114,26 @@ extension SettingParser<URL> {
     }
 }
 
+extension SettingParser<URL> {
+    /// A `wss` URL without path, query or credentials, or a `ws` one on a loopback address (tests, local stacks).
+    static var pushURL: SettingParser<URL> {
+        SettingParser(
+            expectation: "a wss URL without path or query (ws only on a loopback address)", values: nil,
+            parse: { raw in
+                var text = raw
+                while text.hasSuffix("/") { text.removeLast() }
+                guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+                    let host = url.host(percentEncoded: true), !host.isEmpty, url.path.isEmpty,
+                    url.query(percentEncoded: true) == nil, url.fragment(percentEncoded: true) == nil,
+                    url.user(percentEncoded: true) == nil
+                else { return nil }
+                let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host.lowercased())
+                return scheme == "wss" || (scheme == "ws" && loopback) ? url : nil
+            },
+            format: { $0.absoluteString })
+    }
+}
+
 extension SettingParser<RateLimit> {
     /// `<requests>/<window>`, like `60/3s`.
     static var rateLimit: SettingParser<RateLimit> {

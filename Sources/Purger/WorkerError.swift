@@ -9,12 +9,16 @@ public enum WorkerError: Error, Sendable, CustomStringConvertible {
     case kafka(KafkaError)
     /// The worker's own bookkeeping disagreed with itself; a bug.
     case internalInconsistency(String)
+    /// `DATOCMS_JOB_RESULTS=push` and the job-result channel could not be subscribed at start-up.
+    case pushUnavailable(String)
 
     public var description: String {
         switch self {
         case .tokenRejected(let error): "the DatoCMS API rejected the token: \(error)"
         case .kafka(let error): "Kafka failed: \(error)"
         case .internalInconsistency(let message): "internal inconsistency: \(message)"
+        case .pushUnavailable(let channel):
+            "DATOCMS_JOB_RESULTS=push and the job results of \(channel) could not be subscribed to"
         }
     }
 }

@@ -110,6 +110,8 @@ final class BenchWorkerProcess: Sendable {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrapServers, "DATOCMS_API_TOKEN": token, "DATOCMS_BASE_URL": baseURL,
             "DATOCMS_RATE_LIMIT": rateLimit, "PURGER_HTTP_PORT": "0", "PURGER_LOG_LEVEL": "warning",
             "PURGER_LOG_FORMAT": "text", "PURGER_SHUTDOWN_TIMEOUT_S": "20",
+            // Pushed job results (the default) come from the simulator's own websocket.
+            "DATOCMS_PUSH_URL": "ws" + baseURL.dropFirst("http".count),
         ].merging(extra) { _, given in given }
     }
 

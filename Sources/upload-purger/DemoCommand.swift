@@ -86,7 +86,10 @@ struct DemoCommand: AsyncParsableCommand {
         var configuration = try PurgerConfiguration.load(environment: [:])
         configuration.rateLimit = limit
         let client = CMAClient(
-            configuration: CMAClientConfiguration(apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit),
+            configuration: CMAClientConfiguration(
+                apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit, jobResults: configuration.jobResults,
+                // The simulator serves Pusher's websocket on its own port.
+                pushURL: "ws" + baseURL.dropFirst("http".count)),
             logger: logger)
         let worker = PurgeWorker(
             settings: PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers),
@@ -145,6 +148,7 @@ struct DemoCommand: AsyncParsableCommand {
               dead-lettered        \(summary.deadLettered)
               API requests         \(clientStats.totalRequests) (\(String(format: "%.1f", Double(summary.successful + summary.notFound + summary.failed) / Double(max(1, clientStats.totalRequests)))) ids per request)
               polls per job        \(String(format: "%.2f", clientStats.pollsPerFinishedJob))
+              results pushed       \(clientStats.pushedResults) of \(clientStats.jobsFinished) jobs (the rest polled)
               429s                 \(stats.rateLimited)
               deletions per second \(String(format: "%.1f", Double(summary.successful) / max(seconds, 0.001)))
               wall time            \(String(format: "%.1f", seconds)) s

@@ -61,11 +61,13 @@ struct RunCommand: AsyncParsableCommand {
         for notice in notices { logger.log(level: notice.level, "\(notice)") }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(Self.metricsFactory(registry: registry))
+        CMAClient.registerPushInstruments()
         let client = CMAClient(
             configuration: CMAClientConfiguration(
                 apiToken: required.apiToken, baseURL: configuration.datocmsBaseURL.absoluteString,
                 defaultEnvironment: configuration.datocmsEnvironment, rateLimit: configuration.rateLimit,
-                jobTimeout: configuration.jobTimeout),
+                jobTimeout: configuration.jobTimeout, jobResults: configuration.jobResults,
+                pushURL: configuration.pushURL.absoluteString, pushKey: configuration.pushKey),
             logger: logger)
         let worker = PurgeWorker(
             settings: PurgeWorker.Settings(

@@ -32,6 +32,7 @@ enum WorkerFacts {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(RunCommand.metricsFactory(registry: registry))
         PurgerMetrics.registerEveryInstrument()
+        CMAClient.registerPushInstruments()
         try await exerciseAPIClient()
         let names = Set(
             registry.emitToString().split(separator: "\n").compactMap { line -> String? in

@@ -276,9 +276,27 @@ import Testing
         #expect(configuration.description.contains("KAFKA_SASL_USERNAME=alice"))
     }
 
+    @Test func pushedJobResultsDefaultToAutoAndTheirURLMustBeSecureOffLoopback() throws {
+        let defaults = try load()
+        #expect(defaults.jobResults == .auto)
+        #expect(defaults.pushURL.absoluteString == "wss://ws-mt1.pusher.com")
+        #expect(defaults.pushKey == "75e6ef0fe5d39f481626")
+        #expect(try load(["DATOCMS_JOB_RESULTS": "POLL"]).jobResults == .poll)
+        #expect(try load(["DATOCMS_PUSH_URL": "ws://127.0.0.1:8080/"]).pushURL.absoluteString == "ws://127.0.0.1:8080")
+        #expect(try load(["DATOCMS_PUSH_URL": "wss://ws-eu.pusher.com"]).pushURL.host == "ws-eu.pusher.com")
+        for refused in ["ws://ws-mt1.pusher.com", "https://ws-mt1.pusher.com", "wss://host/app/key", "wss://u:p@host"] {
+            let refusal = error(["DATOCMS_PUSH_URL": refused])
+            #expect(refusal?.setting == "DATOCMS_PUSH_URL", "\(refused)")
+            #expect(refusal?.message.hasPrefix("must be a wss URL") == true, "\(refused)")
+        }
+        #expect(
+            error(["DATOCMS_JOB_RESULTS": "sometimes"])?.message == #"must be one of auto, push, poll, got "sometimes""#
+        )
+    }
+
     @Test func printsOneLinePerSetting() throws {
         let lines = try load().description.split(separator: "\n")
-        #expect(lines.count == 19)
+        #expect(lines.count == 22)
         #expect(lines.contains("DATOCMS_API_TOKEN=<unset>"))
         #expect(lines.contains("PURGER_BATCH_MAX_WAIT_MS=2000"))
         #expect(lines.contains("DATOCMS_RATE_LIMIT=60/3s"))
@@ -304,8 +322,8 @@ import Testing
         #expect(flags.contains("kafka-bootstrap-servers"))
         #expect(flags.contains("datocms-api-token-file"))
         #expect(flags.contains("log-format"))
-        #expect(PurgerConfiguration.settings.count == 21)
-        #expect(Set(PurgerConfiguration.settings.map(\.environmentName)).count == 21)
+        #expect(PurgerConfiguration.settings.count == 24)
+        #expect(Set(PurgerConfiguration.settings.map(\.environmentName)).count == 24)
         for flag in flags {
             #expect(error(flags: [flag: "x"])?.message != "is not a setting", "\(flag)")
         }

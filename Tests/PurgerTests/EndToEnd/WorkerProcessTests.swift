@@ -83,7 +83,8 @@ struct WorkerProcessTests {
             "purger_batches_submitted_total", "purger_batch_size", "purger_uploads_total",
             "purger_api_requests_total", "purger_polls_per_job", "purger_job_duration_seconds",
             "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
-            "purger_end_to_end_latency_seconds",
+            "purger_end_to_end_latency_seconds", "purger_job_results_total", "purger_push_connected",
+            "purger_push_reconnects_total",
         ] {
             #expect(metrics.contains(name), "metric \(name)")
         }
@@ -150,7 +151,8 @@ struct WorkerProcessTests {
             "purger_uploads_total", "purger_api_requests_total", "purger_rate_limit_waits_total",
             "purger_rate_limit_wait_seconds", "purger_job_duration_seconds", "purger_polls_per_job",
             "purger_in_flight_jobs", "purger_paused_partitions", "purger_consumer_lag",
-            "purger_end_to_end_latency_seconds",
+            "purger_end_to_end_latency_seconds", "purger_job_results_total", "purger_push_connected",
+            "purger_push_reconnects_total",
         ]
         #expect(contract.isSubset(of: names), "missing: \(contract.subtracting(names).sorted())")
         #expect(names.allSatisfy { $0.hasPrefix("purger_") }, "\(result.stdout)")

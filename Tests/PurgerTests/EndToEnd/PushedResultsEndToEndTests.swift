@@ -1,0 +1,88 @@
+import DatoCMS
+import DatoCMSSimulator
+import Foundation
+import Kafka
+import Purger
+import ServiceLifecycle
+import Testing
+
+/// The worker with pushed job results: the mock cluster, the simulator's HTTP API and its Pusher websocket.
+@Suite("Pushed results end to end", .serialized, .timeLimit(.minutes(5)))
+struct PushedResultsEndToEndTests {
+    static func simulator(push: SimulatorPush) -> SimulatorConfiguration {
+        var configuration = PipelineFixture.fastSimulator(uploads: 10_000)
+        configuration.push = push
+        return configuration
+    }
+
+    static func pushClient(_ fixture: PipelineFixture, jobResults: JobResultSource) -> CMAClient {
+        var configuration = fixture.client().configuration
+        configuration.jobResults = jobResults
+        configuration.pushURL = "ws" + fixture.baseURL.dropFirst("http".count)
+        return CMAClient(configuration: configuration, logger: quietLogger)
+    }
+
+    @Test func droppedEventsAndReconnectionsLoseNothingAndCountsStayExact() async throws {
+        // A tenth of the events never sent, and the connection closed every second.
+        let fixture = try await PipelineFixture(
+            simulator: Self.simulator(push: SimulatorPush(dropEvents: 0.1, closeEvery: .seconds(1))))
+        let (values, ids, requests) = PipelineEndToEndTests.generateRequests(count: 3_000, fixture: fixture)
+        let producer = try fixture.producer()
+        try await fixture.produce(values, with: producer)
+        let group = "purger-\(UUID())"
+        let client = Self.pushClient(fixture, jobResults: .auto)
+        let worker = fixture.worker(try fixture.settings(group: group, maxWait: .milliseconds(50)), client: client)
+        let expected = requests.count
+        let (messages, failure) = try await withRunningWorker(worker) {
+            try await fixture.read(fixture.resultsTopic) { messages in
+                Set(messages.flatMap { (try? ReadEvent($0))?.requests.map(\.request_id) ?? [] }).count >= expected
+            }
+        }
+        #expect(failure == nil)
+        let events = try messages.map(ReadEvent.init)
+        #expect(events.allSatisfy { $0.status == "completed" && $0.counts == "exact" })
+        #expect(events.allSatisfy { $0.successful + $0.not_found + $0.failed == $0.requested })
+        for environment in [nil, "staging"] as [String?] {
+            let reported = Set(events.filter { $0.environment == environment }.flatMap(\.upload_ids))
+            #expect(reported == Set(ids[environment]!.map(\.rawValue)))
+            let successful = events.filter { $0.environment == environment }.reduce(0) { $0 + $1.successful }
+            #expect(successful == fixture.simulator.deletedUploadIDs(environment: environment).count)
+        }
+        let stats = fixture.simulator.stats()
+        #expect(stats.doubleDeletions == 0)
+        #expect(stats.pushEventsDropped > 0, "the fault was exercised")
+        #expect(client.statistics.pushedResults > 0, "results came by push")
+        let consumed = try await fixture.read(fixture.requestsTopic) { $0.count >= values.count }
+        let committed = try await fixture.committedOffsets(group: group)
+        for (partition, end) in fixture.endOffsets(of: consumed) {
+            #expect(committed[partition] == .some(end), "partition \(partition) committed to its end")
+        }
+        await producer.close()
+        await fixture.simulator.shutdown()
+    }
+
+    @Test func pushRequiredButUnavailableStopsTheWorkerBeforeAnyWork() async throws {
+        let fixture = try await PipelineFixture(simulator: Self.simulator(push: SimulatorPush(enabled: false)))
+        let uploads = Array(fixture.simulator.uploadIDs(environment: nil).prefix(10))
+        let producer = try fixture.producer()
+        try await fixture.produce([requestJSON(id: "r", uploads: uploads, environment: nil)], with: producer)
+        var settings = try fixture.settings(group: "purger-\(UUID())")
+        settings.configuration.jobResults = .push
+        let worker = fixture.worker(settings, client: Self.pushClient(fixture, jobResults: .push))
+        do {
+            try await worker.run()
+            Issue.record("the worker ran without push")
+        } catch let error as WorkerError {
+            guard case .pushUnavailable = error else {
+                Issue.record("stopped for another reason: \(error)")
+                return
+            }
+        }
+        // Whatever ran before the check failed, nothing unreported was committed.
+        let committed = try await fixture.committedOffsets(group: settings.configuration.kafkaGroupID)
+        let reported = try await fixture.readAll(fixture.resultsTopic).count
+        #expect(committed.values.allSatisfy { ($0 ?? 0) == 0 || reported > 0 }, "\(committed)")
+        await producer.close()
+        await fixture.simulator.shutdown()
+    }
+}
