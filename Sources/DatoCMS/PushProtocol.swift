@@ -282,7 +282,7 @@ public struct PushConnectionStateMachine: Sendable {
             channels[channel] = .waiting
         }
         let reason = code.map { "connection closed with code \($0)" } ?? "connection closed"
-        if wasSubscribed || channelOrder.contains(where: { channels[$0] == .waiting }) {
+        if wasSubscribed {
             actions.append(.channelsLost(reason: reason))
         }
         if let code, (4000..<4100).contains(code) {

@@ -125,6 +125,16 @@ final class PushedJobResults: Sendable {
                 self.settleSubscriptionWaiters(channel, subscribed: false)
             }
             group.cancelAll()
+            let refused = state.withLock { state in
+                if case .refused = state.machine.channels[channel] { return true }
+                return state.machine.hasGivenUp
+            }
+            if !subscribed, !refused {
+                // Once per channel (a refusal has said so already): later jobs of it do not wait, and are polled until it is subscribed.
+                logger.warning(
+                    "Push channel not subscribed in time; its job results are polled until it is",
+                    metadata: ["channel": "\(channel)", "timeout": "\(timeout)"])
+            }
             return subscribed
         }
     }
