@@ -52,6 +52,11 @@ struct PushedResultsEndToEndTests {
         #expect(stats.doubleDeletions == 0)
         #expect(stats.pushEventsDropped > 0, "the fault was exercised")
         #expect(client.statistics.pushedResults > 0, "results came by push")
+        let figures = client.statistics
+        print(
+            "pushed results with faults: jobs \(stats.jobsStarted), results pushed \(figures.pushedResults), "
+                + "polled \(figures.jobsFinished - figures.pushedResults), polls \(figures.polls), events dropped "
+                + "\(stats.pushEventsDropped), API requests \(figures.totalRequests)")
         let consumed = try await fixture.read(fixture.requestsTopic) { $0.count >= values.count }
         let committed = try await fixture.committedOffsets(group: group)
         for (partition, end) in fixture.endOffsets(of: consumed) {
