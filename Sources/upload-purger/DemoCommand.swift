@@ -87,8 +87,9 @@ struct DemoCommand: AsyncParsableCommand {
         configuration.rateLimit = limit
         let client = CMAClient(
             configuration: CMAClientConfiguration(
-                apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit, jobResults: configuration.jobResults,
-                // The simulator serves Pusher's websocket on its own port.
+                // The demo shows pushed results (`DATOCMS_JOB_RESULTS=auto`; `run` polls by default): the
+                // simulator serves Pusher's websocket on its own port.
+                apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit, jobResults: .auto,
                 pushURL: "ws" + baseURL.dropFirst("http".count)),
             logger: logger)
         let worker = PurgeWorker(

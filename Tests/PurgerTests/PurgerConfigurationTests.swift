@@ -276,9 +276,10 @@ import Testing
         #expect(configuration.description.contains("KAFKA_SASL_USERNAME=alice"))
     }
 
-    @Test func pushedJobResultsDefaultToAutoAndTheirURLMustBeSecureOffLoopback() throws {
+    @Test func jobResultsArePolledByDefaultAndThePushURLMustBeSecureOffLoopback() throws {
         let defaults = try load()
-        #expect(defaults.jobResults == .auto)
+        #expect(defaults.jobResults == .poll)
+        #expect(try load(["DATOCMS_JOB_RESULTS": "AUTO"]).jobResults == .auto)
         #expect(defaults.pushURL.absoluteString == "wss://ws-mt1.pusher.com")
         #expect(defaults.pushKey == "75e6ef0fe5d39f481626")
         #expect(try load(["DATOCMS_JOB_RESULTS": "POLL"]).jobResults == .poll)

@@ -32,9 +32,9 @@ struct BenchScenarioTests {
         }
         let table = BenchReport.table(results)
         #expect(table.split(separator: "\n").count == 2 + BenchStrategy.allCases.count)
-        #expect(
-            BenchReport.targets(results).contains(
-                "met: upload-purger (defaults: auto in flight): every request accounted"))
+        for strategy in [BenchStrategy.uploadPurger, .uploadPurgerPush] {
+            #expect(BenchReport.targets(results).contains("met: \(strategy.title): every request accounted"))
+        }
     }
 
     @Test func consumeReadsEveryMessageBothWays() async throws {
