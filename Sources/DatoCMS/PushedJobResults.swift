@@ -158,13 +158,7 @@ final class PushedJobResults: Sendable {
 
     /// Waits until something happens to `job` or `deadline` passes (then `[]`); returns at once when cancelled.
     func next(_ job: JobID, until deadline: ContinuousClock.Instant) async -> [Signal] {
-        let ready = state.withLock { state -> [Signal]? in
-            guard var waiter = state.waiters[job], !waiter.signals.isEmpty else { return nil }
-            defer { waiter.signals = []; state.waiters[job] = waiter }
-            return waiter.signals
-        }
-        if let ready { return ready }
-        return await withTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 try? await Task.sleep(until: deadline, clock: ContinuousClock())
                 self.wake(job)
@@ -172,15 +166,10 @@ final class PushedJobResults: Sendable {
             let signals = await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let ready = state.withLock { state -> [Signal]? in
-                        // The timer may have fired before this continuation was stored: past the deadline (or
-                        // cancelled), nothing will wake it, so it does not wait.
-                        guard var waiter = state.waiters[job], !Task.isCancelled, clock.now < deadline else {
-                            return state.waiters[job].map { waiter in
-                                state.waiters[job]?.signals = []
-                                return waiter.signals
-                            } ?? []
-                        }
-                        if !waiter.signals.isEmpty {
+                        guard var waiter = state.waiters[job] else { return [] }
+                        // Signals waiting, or nothing left to wake it: the timer may have fired before this
+                        // continuation was stored (past the deadline), or the task is cancelled.
+                        if !waiter.signals.isEmpty || Task.isCancelled || clock.now >= deadline {
                             defer { waiter.signals = []; state.waiters[job] = waiter }
                             return waiter.signals
                         }
@@ -197,9 +186,6 @@ final class PushedJobResults: Sendable {
             return signals
         }
     }
-
-    /// Reconnections so far (the first connection is not one).
-    var reconnects: Int { state.withLock { max($0.machine.connections - 1, 0) } }
 
     // MARK: - Running
 
