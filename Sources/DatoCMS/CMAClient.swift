@@ -30,6 +30,7 @@ public final class CMAClient: Sendable {
 
     /// Creates a client. It does not own `httpClient` (the shared singleton by default).
     public init(configuration: CMAClientConfiguration, httpClient: HTTPClient = .shared, logger: Logger) {
+        NIOTypeMetadata.instantiate()
         self.configuration = configuration
         self.httpClient = httpClient
         self.logger = logger

@@ -25,6 +25,7 @@ public final class CMASimulator: Sendable {
 
     /// A simulator with freshly seeded uploads; nothing is bound until ``start()`` or ``run()``.
     public init(configuration: SimulatorConfiguration, logger: Logger) {
+        NIOTypeMetadata.instantiate()
         self.configuration = configuration
         self.logger = logger
         self.state = Mutex(SimulatorState(configuration: configuration))

@@ -57,7 +57,12 @@ extension PurgeWorker {
             defer { (observed.limit, observed.limitReason) = (machine.inFlightLimit, machine.limiter?.reason) }
             return observed.limit != machine.inFlightLimit || observed.limitReason != machine.limiter?.reason
         }
-        if limitChanged { metrics.inFlightLimit(machine.inFlightLimit, reason: machine.limiter?.reason) }
+        if limitChanged {
+            metrics.inFlightLimit(machine.inFlightLimit, reason: machine.limiter?.reason)
+            logger.debug(
+                "Jobs in flight: at most \(machine.inFlightLimit)",
+                metadata: ["reason": "\(machine.limiter?.reason.rawValue ?? "fixed")"])
+        }
         observed.withLock {
             $0.apiAnswered = machine.apiAnswered
             $0.assigned = machine.assigned.count

@@ -36,11 +36,10 @@ enum SettingDeclarations {
         "DATOCMS_RATE_LIMIT", \.rateLimit, default: .literal("60/3s"), .rateLimit,
         "request budget of the API token, shared by all requests of all replicas")
     static let jobResults = Setting(
-        "DATOCMS_JOB_RESULTS", \.jobResults, default: .literal("poll"), SettingParser<JobResultSource>.choice,
+        "DATOCMS_JOB_RESULTS", \.jobResults, default: .literal("auto"), SettingParser<JobResultSource>.choice,
         "how job results are learned: `auto` subscribes to DatoCMS's real-time job results (Pusher) at start-up and "
             + "polls when that fails; `push` refuses to start without them; `poll` only polls. With push a job costs "
-            + "one request instead of two or more; a job whose pushed result is late is still polled. `poll` is the "
-            + "default until a crash seen once while opening the websocket is understood (CONTRACT §4)")
+            + "one request instead of two or more; a job whose pushed result is late is still polled")
     static let pushURL = Setting(
         "DATOCMS_PUSH_URL", \.pushURL, default: .literal(JobResultSource.datoCMSPushURL), .pushURL,
         "the Pusher websocket host of pushed job results; the API token is never sent there")
@@ -56,8 +55,8 @@ enum SettingDeclarations {
     static let maxInFlightJobs = Setting(
         "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("auto"), .inFlightBound(1...10_000),
         "the most jobs submitted and not completed at once (a hard bound); `auto` adapts it to what the API and "
-            + "the token's budget serve (from 16, at most 256); a number fixes it; while a full batch waits for a "
-            + "free slot the worker pauses its partitions")
+            + "the token's budget serve (from 16, at most 256); a number fixes it; while a quarter of that many "
+            + "full batches (at least one) wait for free slots the worker pauses its partitions")
     static let jobTimeout = Setting(
         "PURGER_JOB_TIMEOUT_S", \.jobTimeout, default: .literal("600"), .seconds(1...604_800),
         "give up on a job result after this long, reporting `timed_out`")

@@ -107,14 +107,15 @@ struct BenchRun {
         }()
         try await produce(workload.requests.map { BenchWorkload.value(of: $0, requestedAt: stamp) }, cluster: cluster)
 
-        let client = CMAClient(
-            configuration: strategy.clientConfiguration(
-                CMAClientConfiguration(apiToken: APIToken(token), baseURL: baseURL, rateLimit: environment.rateLimit)),
-            logger: logger)
         var configuration = try PurgerConfiguration.load(environment: [:])
         configuration.rateLimit = environment.rateLimit
-        let settings = PurgeWorker.Settings(
-            configuration: strategy.workerConfiguration(configuration), bootstrapServers: cluster.bootstrapServers)
+        configuration = strategy.workerConfiguration(configuration)
+        let client = CMAClient(
+            configuration: strategy.clientConfiguration(
+                CMAClientConfiguration(apiToken: APIToken(token), baseURL: baseURL, rateLimit: environment.rateLimit),
+                jobResults: configuration.jobResults),
+            logger: logger)
+        let settings = PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers)
 
         let collector = BenchCollector()
         let sampler = BenchSampler()

@@ -56,6 +56,8 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
 
+        // Before any connection is set up on an event-loop thread (see NIOTypeMetadata for the runtime crash).
+        NIOTypeMetadata.instantiate()
         LoggingSystem.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "upload-purger")
         for notice in notices { logger.log(level: notice.level, "\(notice)") }

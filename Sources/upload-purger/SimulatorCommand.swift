@@ -81,6 +81,8 @@ private struct Banner: Sendable {
             "CMA simulator listening",
             "  DATOCMS_BASE_URL=\(baseURL)",
             "  DATOCMS_API_TOKEN=\(token)",
+            // Pushed job results: the same port serves the Pusher websocket (a worker takes ws:// on loopback only).
+            "  DATOCMS_PUSH_URL=ws\(baseURL.dropFirst("http".count))",
             "  environments: (primary)\(environments.map { ", \($0)" }.joined())",
             "  stats: \(baseURL)/_simulator/stats",
         ]

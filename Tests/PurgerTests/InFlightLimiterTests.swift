@@ -13,6 +13,8 @@ import Testing
         var serialized = false
         var notice = 0.15
         var latency = 0.01
+        /// Results pushed: a job's end is known `notice` after it, without a poll.
+        var pushed = false
     }
 
     struct Run {
@@ -28,6 +30,17 @@ import Testing
 
         func limit(at time: Double) -> Int {
             limits.last { $0.0 <= time }?.1 ?? 0
+        }
+
+        /// Every change of the bound, as `time:bound`.
+        var trace: String {
+            var changes: [String] = []
+            var last = 0
+            for (time, bound) in limits where bound != last {
+                changes.append("\(Int(time))s:\(bound)")
+                last = bound
+            }
+            return changes.joined(separator: " ")
         }
 
         func meanLimit(from: Double, to: Double) -> Double {
@@ -94,10 +107,14 @@ import Testing
                 let jitter = Double.random(in: 0.9...1.1, using: &random)
                 let end = start + model.duration(start) * jitter
                 if model.serialized { apiFree = end }
+                if model.pushed {
+                    schedule(.poll(job: job, last: true), at: end + model.notice)
+                    continue
+                }
                 let missed = job % 10 == 0
                 schedule(.poll(job: job, last: !missed), at: missed ? end - 0.05 : end + model.notice)
             case .poll(let job, let last):
-                let answered = request(at: now)
+                let answered = model.pushed ? now : request(at: now)
                 guard last else {
                     schedule(.poll(job: job, last: true), at: answered + model.notice)
                     continue
@@ -132,16 +149,24 @@ import Testing
             print(
                 "parallel API from \(initial): \(throughput) jobs/s (\(Int(throughput / ceiling * 100)) %), bound \(limit)"
             )
-            var trace = ""
-            var lastLimit = 0
-            for (time, bound) in run.limits where bound != lastLimit {
-                trace += " \(Int(time))s:\(bound)"
-                lastLimit = bound
-            }
-            print("trace\(trace)")
+            print("trace \(run.trace)")
             #expect(throughput >= 0.9 * ceiling, "from \(initial): \(throughput) jobs/s of \(ceiling)")
             #expect(limit < 40, "from \(initial): mean bound \(limit)")
         }
+    }
+
+    /// Results pushed (one request per job, the end known 3 ms after it): 20 requests per second serve 20 jobs of
+    /// 1.5 s, which needs ~30 in flight; from 16 the bound gets there while the budget is mostly unused, within
+    /// 15 s, and stays near it.
+    @Test func withPushedResultsTheBoundClimbsToTheBudgetQuickly() {
+        var limiter = Self.limiter()
+        let run = simulate(Model(notice: 0.003, pushed: true), limiter: &limiter, seconds: 90)
+        let early = run.throughput(from: 15, to: 30)
+        let late = run.throughput(from: 30, to: 90)
+        print("pushed results: \(early) jobs/s at 15-30 s, \(late) at 30-90 s of 20; trace \(run.trace)")
+        #expect(early >= 0.85 * 20, "\(early) jobs/s at 15-30 s")
+        #expect(late >= 0.9 * 20, "\(late) jobs/s at 30-90 s")
+        #expect(run.meanLimit(from: 30, to: 90) < 60, "mean bound \(run.meanLimit(from: 30, to: 90))")
     }
 
     /// An API that runs one job at a time: throughput is 1 / duration whatever the bound; the bound falls to ≤ 3,

@@ -276,9 +276,9 @@ import Testing
         #expect(configuration.description.contains("KAFKA_SASL_USERNAME=alice"))
     }
 
-    @Test func jobResultsArePolledByDefaultAndThePushURLMustBeSecureOffLoopback() throws {
+    @Test func jobResultsArePushedByDefaultAndThePushURLMustBeSecureOffLoopback() throws {
         let defaults = try load()
-        #expect(defaults.jobResults == .poll)
+        #expect(defaults.jobResults == .auto)
         #expect(try load(["DATOCMS_JOB_RESULTS": "AUTO"]).jobResults == .auto)
         #expect(defaults.pushURL.absoluteString == "wss://ws-mt1.pusher.com")
         #expect(defaults.pushKey == "75e6ef0fe5d39f481626")

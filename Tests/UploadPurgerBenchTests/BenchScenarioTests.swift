@@ -32,7 +32,7 @@ struct BenchScenarioTests {
         }
         let table = BenchReport.table(results)
         #expect(table.split(separator: "\n").count == 2 + BenchStrategy.allCases.count)
-        for strategy in [BenchStrategy.uploadPurger, .uploadPurgerPush] {
+        for strategy in [BenchStrategy.uploadPurger, .uploadPurgerPoll] {
             #expect(BenchReport.targets(results).contains("met: \(strategy.title): every request accounted"))
         }
     }

@@ -172,6 +172,7 @@ struct WorkerProcessTests {
             .map { String($0.split(separator: "=", maxSplits: 1)[1]) }
         let stats = await httpGet("\(baseURL ?? "?")/_simulator/stats")
         #expect(stats?.status == 200, "the banner's base URL serves: \(banner)")
+        #expect(banner.contains("DATOCMS_PUSH_URL=ws" + (baseURL ?? "?").dropFirst("http".count)), "\(banner)")
 
         simulator.signal(SIGTERM)
         let status = await simulator.waitForExit(timeout: .seconds(30))
@@ -234,6 +235,8 @@ extension PipelineFixture {
             "PURGER_DLQ_TOPIC": dlqTopic, "DATOCMS_API_TOKEN": Self.token, "DATOCMS_BASE_URL": baseURL,
             "DATOCMS_RATE_LIMIT": "2000/1s", "PURGER_BATCH_MAX_WAIT_MS": "100", "PURGER_HTTP_PORT": "\(httpPort)",
             "PURGER_LOG_LEVEL": "trace", "PURGER_SHUTDOWN_TIMEOUT_S": "20",
+            // Job results pushed (the default) by the simulator's own websocket.
+            "DATOCMS_PUSH_URL": "ws" + baseURL.dropFirst("http".count),
         ]
     }
 }
