@@ -98,10 +98,6 @@ public struct InFlightLimiter: Sendable {
         public var minimumRoundDuration: Duration = .seconds(3)
         /// Measured rounds at one bound before the next probe.
         public var roundsBetweenProbes = 2
-        /// Share of the budget used in a round below which the limiter starts slowly, like TCP: every probe up after
-        /// one that paid off doubles the bound (the budget has room, so a probe costs little; one that did not pay
-        /// is undone as always, and Little's law still caps it).
-        public var slowStartUtilization: Double = 0.75
 
         /// A configuration for a token with this budget.
         public init(requestsPerSecond: Double, initial: Int = 16, maximum: Int = 256) {
@@ -234,12 +230,11 @@ public struct InFlightLimiter: Sendable {
         }
         let measurement = Measurement(limit: round.limit, throughput: jobs / elapsed.seconds)
         measuredRounds += 1
-        let slowStart = utilization < configuration.slowStartUtilization
         guard let last, last.limit != measurement.limit, last.throughput > 0 else {
             self.last = measurement
             if measuredRounds >= configuration.roundsBetweenProbes {
                 (upStreak, downStreak) = (0, 0)
-                probe(cap: cap, slowStart: slowStart)
+                probe(cap: cap)
             }
             return
         }
@@ -250,7 +245,7 @@ public struct InFlightLimiter: Sendable {
         if paid {
             // Up and throughput followed, or down and it did not: go on the same way.
             self.last = measurement
-            probe(cap: cap, slowStart: slowStart)
+            probe(cap: cap)
         } else {
             // Undo; the next probe goes the other way.
             self.last = nil
@@ -261,13 +256,13 @@ public struct InFlightLimiter: Sendable {
     }
 
     /// Moves the bound one step in `direction`; the second and later steps in a row are twice as big (up by half,
-    /// down by half), and in a slow start the second and later steps up double it.
-    private mutating func probe(cap: Int, slowStart: Bool) {
+    /// down by half).
+    private mutating func probe(cap: Int) {
         downStreak = direction > 0 ? 0 : downStreak + 1
         upStreak = direction > 0 ? upStreak + 1 : 0
         let factor =
             direction > 0
-            ? 1 + (upStreak > 1 ? (slowStart ? 1 : 2 * configuration.step) : configuration.step)
+            ? 1 + (upStreak > 1 ? 2 * configuration.step : configuration.step)
             : (downStreak > 1 ? 0.5 : 1 - configuration.step)
         var next = Int((Double(limit) * factor).rounded())
         if next == limit { next += direction }

@@ -579,18 +579,13 @@ public struct PipelineStateMachine: Sendable {
         for source in deadLettering where partitions.contains(source.topicPartition) { deadLettering.remove(source) }
     }
 
-    /// Batches kept ready for slots: a quarter of the bound (at least one). Jobs submitted together end together,
-    /// and a slot freed when no batch is ready stays idle until the consumer has read and batched more; with one
-    /// batch ready, most slots of such a wave waited (measured: 10 jobs/s at a bound of 16 and a budget half used).
-    public var readyAhead: Int { max(1, inFlightLimit / 4) }
-
-    /// Pauses every owned partition while ``readyAhead`` full batches wait for a slot, too many dead letters are
-    /// unacknowledged, or the pipeline no longer takes requests; resumes them all otherwise.
+    /// Pauses every owned partition while a full batch waits for a slot, too many dead letters are unacknowledged,
+    /// or the pipeline no longer takes requests; resumes them all otherwise.
     private mutating func applyBackpressure(into actions: inout [Action]) {
         let taking: Bool
         if case .running = lifecycle { taking = true } else { taking = false }
         let shouldPause =
-            !taking || ready.count >= readyAhead || deadLettering.count >= configuration.maxPendingDeadLetters
+            !taking || !ready.isEmpty || deadLettering.count >= configuration.maxPendingDeadLetters
         if shouldPause {
             let toPause = assigned.subtracting(paused)
             if !toPause.isEmpty {
