@@ -130,6 +130,12 @@ public final class CMASimulator: Sendable {
         state.withLock { $0.holding = true }
     }
 
+    /// Lets the next `count` jobs run as usual and holds every job started after them, as ``holdJobs()`` does: a
+    /// test that waits for the first results then has jobs in flight for certain, however fast results arrive.
+    public func holdJobs(after count: Int) {
+        state.withLock { $0.holdFromJob = $0.stats.jobsStarted + count }
+    }
+
     /// Multiplies the duration of every job started from now on by `factor` (an API that slows down mid-run).
     public func setJobDurationFactor(_ factor: Double) {
         state.withLock { $0.jobDurationFactor = max(factor, 0.01) }

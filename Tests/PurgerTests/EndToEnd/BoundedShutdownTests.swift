@@ -101,7 +101,6 @@ struct BoundedShutdownTests {
         let worker = try WorkerProcess(arguments: ["run"], environment: environment)
         try await Self.waitForWork(fixture)
         // Held jobs never finish: the drain would last its whole budget.
-        fixture.simulator.holdJobs()
         #expect(await eventually(timeout: .seconds(60)) { fixture.simulator.heldJobCount > 0 })
         worker.signal(SIGTERM)
         #expect(await eventually(timeout: .seconds(30)) { worker.stderr.contains("Signal received; draining") })
@@ -129,10 +128,15 @@ struct BoundedShutdownTests {
         var environment = fixture.processEnvironment(group: group, httpPort: 0)
         environment["PURGER_SHUTDOWN_TIMEOUT_S"] = "\(budget)"
         environment["PURGER_BATCH_MAX_SIZE"] = "20"
+        // The first four jobs finish (one completion event each, which `waitForWork` waits for); every later one
+        // is held, so the worker is mid-run for certain when the test acts, however fast pushed results end the
+        // jobs (30 jobs of 200 ms end in about a second).
+        fixture.simulator.holdJobs(after: 4)
         return (fixture, group, environment)
     }
 
-    /// Waits until the worker has published a few completion events: it is mid-run, with more work in flight.
+    /// Waits until the worker has published three completion events (one per job): it is mid-run, with more work
+    /// in flight (held by the simulator).
     static func waitForWork(_ fixture: PipelineFixture) async throws {
         _ = try await fixture.read(fixture.resultsTopic) { $0.count >= 3 }
     }
