@@ -87,7 +87,7 @@ struct DemoCommand: AsyncParsableCommand {
         configuration.rateLimit = limit
         let client = CMAClient(
             configuration: CMAClientConfiguration(
-                // The demo shows pushed results (`DATOCMS_JOB_RESULTS=auto`; `run` polls by default): the
+                // The demo shows pushed results (`DATOCMS_JOB_RESULTS=auto`, as `run` by default): the
                 // simulator serves Pusher's websocket on its own port.
                 apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit, jobResults: .auto,
                 pushURL: "ws" + baseURL.dropFirst("http".count)),
