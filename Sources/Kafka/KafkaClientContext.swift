@@ -14,6 +14,7 @@ final class KafkaClientContext: Sendable {
         var lastError: KafkaError?
         var consumerLag: [TopicPartition: Int64] = [:]
         var rebalances: [RebalanceEvent] = []
+        var wasAssigned = false
     }
 
     init(logger: Logger) {
@@ -44,6 +45,13 @@ final class KafkaClientContext: Sendable {
 
     func record(consumerLag: [TopicPartition: Int64]) {
         state.withLock { $0.consumerLag = consumerLag }
+    }
+
+    /// Whether librdkafka has handed this consumer an assignment (possibly empty) at least once.
+    var wasAssigned: Bool { state.withLock { $0.wasAssigned } }
+
+    func recordAssignment() {
+        state.withLock { $0.wasAssigned = true }
     }
 
     /// Keeps a rebalance the rebalance callback saw (on the poll thread) for the poll that served it to return.

@@ -64,6 +64,7 @@ public final class KafkaConsumer: Sendable {
         let changed = NativeTopicPartitionList.partitions(of: partitions)
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            context.recordAssignment()
             if let error = rd_kafka_incremental_assign(rk, partitions) {
                 context.logger.error(
                     "Assigning partitions failed", metadata: ["error": "\(KafkaError(consuming: error))"])

@@ -64,12 +64,47 @@ final class KafkaHandle: @unchecked Sendable {
     }
 
     deinit {
+        guard isConsumer else {
+            rd_kafka_destroy(pointer)
+            return
+        }
+        guard context.wasAssigned || !Self.destroyAbortsBeforeFirstAssignment else {
+            // librdkafka before 2.3.0 aborts the process on an assertion when it destroys a cooperative-sticky
+            // consumer that has joined its group but never received an assignment (its assignor keeps no state
+            // yet: librdkafka issue #4312). Such a consumer owns no partitions: it leaves the group and is kept,
+            // not destroyed, until the process exits.
+            if !isClosed { rd_kafka_unsubscribe(pointer) }
+            context.logger.debug(
+                "Consumer kept until the process exits: it never received an assignment, and destroying it would abort (librdkafka #4312)"
+            )
+            KeptConsumers.keep(pointer, context: context)
+            return
+        }
         // A consumer is closed explicitly (with a deadline) or, when dropped without closing, left abruptly:
         // never let destruction block on a group that cannot be reached.
-        if isConsumer {
-            rd_kafka_destroy_flags(pointer, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
-        } else {
-            rd_kafka_destroy(pointer)
+        rd_kafka_destroy_flags(pointer, Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+    }
+
+    /// Whether the linked librdkafka has issue #4312 (fixed in 2.3.0).
+    private static let destroyAbortsBeforeFirstAssignment = rd_kafka_version() < 0x0203_0000
+}
+
+/// The consumers this process keeps instead of destroying them (see `KafkaHandle.deinit`), with the contexts
+/// their callbacks use.
+private enum KeptConsumers {
+    private final class Kept: @unchecked Sendable {
+        let pointer: OpaquePointer
+        let context: KafkaClientContext
+
+        init(_ pointer: OpaquePointer, context: KafkaClientContext) {
+            self.pointer = pointer
+            self.context = context
         }
+    }
+
+    private static let kept = Mutex<[Kept]>([])
+
+    static func keep(_ pointer: OpaquePointer, context: KafkaClientContext) {
+        kept.withLock { $0.append(Kept(pointer, context: context)) }
     }
 }

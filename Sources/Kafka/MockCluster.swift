@@ -74,6 +74,8 @@ public struct KafkaAPI: Hashable, Sendable {
     public static let offsetFetch = KafkaAPI(rawValue: 9)
     /// Group heartbeats.
     public static let heartbeat = KafkaAPI(rawValue: 12)
+    /// Group synchronisation (a member receiving its assignment).
+    public static let syncGroup = KafkaAPI(rawValue: 14)
 }
 
 /// Owns the mock cluster pointer and keeps the client handle that hosts it alive until the cluster is gone.

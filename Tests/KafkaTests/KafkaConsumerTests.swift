@@ -30,6 +30,29 @@ struct KafkaConsumerTests {
         await producer.close()
     }
 
+    /// librdkafka 2.0.2 aborts the process when it destroys a cooperative-sticky consumer that has had its first
+    /// JoinGroup answer but no assignment yet (#4312). Every SyncGroup fails here, so the consumer is in that
+    /// window for certain when it closes and is released.
+    @Test func aConsumerReleasedBeforeItsFirstAssignmentDoesNotAbortTheProcess() async throws {
+        let fixture = try KafkaFixture(partitions: 1, brokers: 1)
+        fixture.cluster.pushRequestErrors(.syncGroup, errors: Array(repeating: .rebalanceInProgress, count: 100_000))
+        defer { fixture.cluster.clearRequestErrors(.syncGroup) }
+        let lines = LineRecorder()
+        do {
+            let consumer = try fixture.consumer(
+                group: "group-\(UUID())", properties: ["debug": "cgrp"], logger: lines.logger)
+            _ = try await poll(consumer, timeout: .seconds(60)) { lines.contains("JoinGroup response: GenerationId") }
+            #expect(lines.contains("JoinGroup response: GenerationId"))
+            await consumer.close()
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while !lines.contains("Consumer kept until the process exits"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(lines.contains("Consumer kept until the process exits"))
+        #expect(!lines.contains("Partitions assigned"))
+    }
+
     @Test func newMemberResumesExactlyAfterTheLastStoredOffset() async throws {
         let fixture = try KafkaFixture()
         let producer = try fixture.producer()

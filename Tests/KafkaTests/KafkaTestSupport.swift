@@ -30,7 +30,7 @@ struct KafkaFixture {
 
     func consumer(
         group: String, properties: [String: String] = [:],
-        revocations: KafkaConsumer.RevocationHandling = .atOnce
+        revocations: KafkaConsumer.RevocationHandling = .atOnce, logger: Logger = testLogger
     ) throws -> KafkaConsumer {
         var merged = [
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
@@ -41,7 +41,7 @@ struct KafkaFixture {
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: cluster.bootstrapServers, groupID: group, properties: merged,
                 statisticsInterval: .milliseconds(200)),
-            logger: testLogger, revocations: revocations)
+            logger: logger, revocations: revocations)
         try consumer.subscribe(topics: [topic])
         return consumer
     }
@@ -71,6 +71,39 @@ let testLogger: Logger = {
     logger.logLevel = .critical
     return logger
 }()
+
+/// Keeps every line logged through its logger (message and metadata), for tests that wait for a log line.
+final class LineRecorder: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    /// A logger that records everything, librdkafka's debug lines included.
+    var logger: Logger {
+        var logger = Logger(label: "kafka-tests") { _ in RecordingHandler(recorder: self) }
+        logger.logLevel = .trace
+        return logger
+    }
+
+    /// Whether some recorded line contains `text`.
+    func contains(_ text: String) -> Bool { lines.withLock { $0.contains { $0.contains(text) } } }
+
+    fileprivate func record(_ line: String) { lines.withLock { $0.append(line) } }
+
+    private struct RecordingHandler: LogHandler {
+        let recorder: LineRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
+            recorder.record("\(event.message) \(metadata.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        }
+    }
+}
 
 /// Polls until `done` says enough was received or `timeout` passes; returns everything received.
 func consume(
