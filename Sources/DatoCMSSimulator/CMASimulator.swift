@@ -104,6 +104,9 @@ public final class CMASimulator: Sendable {
     /// The base URL once the server is listening.
     public var baseURL: String? { server.withLock { $0.baseURL } }
 
+    /// `DATOCMS_PUSH_URL` for a simulator listening at `baseURL`: the same port serves Pusher's websocket.
+    public static func pushURL(baseURL: String) -> String { "ws" + baseURL.dropFirst("http".count) }
+
     /// Seeded upload ids of an environment (`nil` = primary), deleted ones included, in seed order.
     public func uploadIDs(environment: String?) -> [UploadID] {
         state.withLock { $0.seededIDs[environment] ?? [] }
@@ -127,7 +130,7 @@ public final class CMASimulator: Sendable {
     /// Holds every job started from now on: it does not finish (its result stays 404) until ``releaseJobs()``. For
     /// tests that need jobs in flight as a certainty rather than a chance.
     public func holdJobs() {
-        state.withLock { $0.holding = true }
+        holdJobs(after: 0)
     }
 
     /// Lets the next `count` jobs run as usual and holds every job started after them, as ``holdJobs()`` does: a

@@ -61,10 +61,10 @@ struct SimulatorState {
         var pushed = false
     }
 
-    /// Whether jobs started now are held until released.
-    var holding = false
-    /// With ``CMASimulator/holdJobs(after:)``: the number of jobs started from which holding begins.
+    /// With ``CMASimulator/holdJobs(after:)``: the number of jobs started from which jobs are held until released.
     var holdFromJob: Int?
+    /// Whether a job started now is held until released.
+    var holding: Bool { holdFromJob.map { stats.jobsStarted >= $0 } ?? false }
     /// Multiplies every job's duration from now on (``CMASimulator/setJobDurationFactor(_:)``).
     var jobDurationFactor = 1.0
     /// With ``SimulatorConfiguration/maxConcurrentJobs``: when each of the site's job runners is free again.
@@ -280,7 +280,6 @@ struct SimulatorState {
             configuration.jobJitter > 0
             ? Double.random(in: -configuration.jobJitter...configuration.jobJitter, using: &random) : 0
         var duration = nominal * (max(0.01, 1 + jitter) * jobDurationFactor)
-        if let holdFromJob, stats.jobsStarted >= holdFromJob { holding = true }
         if let runners = configuration.maxConcurrentJobs, !holding {
             // The job waits for the runner that frees first; its wait counts in its duration.
             if runnersFreeAt.count < runners { runnersFreeAt.append(now) }
@@ -425,7 +424,6 @@ struct SimulatorState {
 
     /// Lets every held job finish; a job whose duration has passed finishes at the next request.
     mutating func releaseJobs() {
-        holding = false
         holdFromJob = nil
         for id in jobOrder where jobs[id]?.held == true { jobs[id]?.held = false }
     }

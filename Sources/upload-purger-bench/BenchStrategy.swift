@@ -1,5 +1,6 @@
 import ArgumentParser
 import DatoCMS
+import DatoCMSSimulator
 import Purger
 
 /// A way of turning deletion requests into API calls, compared by `upload-purger-bench`.
@@ -55,7 +56,7 @@ enum BenchStrategy: String, CaseIterable, ExpressibleByArgument, Sendable {
         var configuration = base
         // The simulator serves the Pusher websocket on its own port.
         configuration.jobResults = self == .naive ? .poll : jobResults
-        configuration.pushURL = "ws" + base.baseURL.dropFirst("http".count)
+        configuration.pushURL = CMASimulator.pushURL(baseURL: base.baseURL)
         switch self {
         case .naive, .officialClient:
             configuration.pollStrategy = .linear(step: .seconds(1))

@@ -1,3 +1,4 @@
+import DatoCMSSimulator
 import Foundation
 import Synchronization
 
@@ -111,7 +112,7 @@ final class BenchWorkerProcess: Sendable {
             "DATOCMS_RATE_LIMIT": rateLimit, "PURGER_HTTP_PORT": "0", "PURGER_LOG_LEVEL": "warning",
             "PURGER_LOG_FORMAT": "text", "PURGER_SHUTDOWN_TIMEOUT_S": "20",
             // Pushed job results (the default) come from the simulator's own websocket.
-            "DATOCMS_PUSH_URL": "ws" + baseURL.dropFirst("http".count),
+            "DATOCMS_PUSH_URL": CMASimulator.pushURL(baseURL: baseURL),
         ].merging(extra) { _, given in given }
     }
 

@@ -90,7 +90,7 @@ struct DemoCommand: AsyncParsableCommand {
                 // The demo shows pushed results (`DATOCMS_JOB_RESULTS=auto`, as `run` by default): the
                 // simulator serves Pusher's websocket on its own port.
                 apiToken: APIToken(token), baseURL: baseURL, rateLimit: limit, jobResults: .auto,
-                pushURL: "ws" + baseURL.dropFirst("http".count)),
+                pushURL: CMASimulator.pushURL(baseURL: baseURL)),
             logger: logger)
         let worker = PurgeWorker(
             settings: PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers),

@@ -82,7 +82,7 @@ private struct Banner: Sendable {
             "  DATOCMS_BASE_URL=\(baseURL)",
             "  DATOCMS_API_TOKEN=\(token)",
             // Pushed job results: the same port serves the Pusher websocket (a worker takes ws:// on loopback only).
-            "  DATOCMS_PUSH_URL=ws\(baseURL.dropFirst("http".count))",
+            "  DATOCMS_PUSH_URL=\(CMASimulator.pushURL(baseURL: baseURL))",
             "  environments: (primary)\(environments.map { ", \($0)" }.joined())",
             "  stats: \(baseURL)/_simulator/stats",
         ]

@@ -18,7 +18,7 @@ struct PushedResultsEndToEndTests {
     static func pushClient(_ fixture: PipelineFixture, jobResults: JobResultSource) -> CMAClient {
         var configuration = fixture.client().configuration
         configuration.jobResults = jobResults
-        configuration.pushURL = "ws" + fixture.baseURL.dropFirst("http".count)
+        configuration.pushURL = CMASimulator.pushURL(baseURL: fixture.baseURL)
         return CMAClient(configuration: configuration, logger: quietLogger)
     }
 

@@ -1,4 +1,5 @@
 import DatoCMS
+import DatoCMSSimulator
 import Foundation
 import Kafka
 import Purger
@@ -172,7 +173,7 @@ struct WorkerProcessTests {
             .map { String($0.split(separator: "=", maxSplits: 1)[1]) }
         let stats = await httpGet("\(baseURL ?? "?")/_simulator/stats")
         #expect(stats?.status == 200, "the banner's base URL serves: \(banner)")
-        #expect(banner.contains("DATOCMS_PUSH_URL=ws" + (baseURL ?? "?").dropFirst("http".count)), "\(banner)")
+        #expect(banner.contains("DATOCMS_PUSH_URL=" + CMASimulator.pushURL(baseURL: baseURL ?? "?")), "\(banner)")
 
         simulator.signal(SIGTERM)
         let status = await simulator.waitForExit(timeout: .seconds(30))
@@ -236,7 +237,7 @@ extension PipelineFixture {
             "DATOCMS_RATE_LIMIT": "2000/1s", "PURGER_BATCH_MAX_WAIT_MS": "100", "PURGER_HTTP_PORT": "\(httpPort)",
             "PURGER_LOG_LEVEL": "trace", "PURGER_SHUTDOWN_TIMEOUT_S": "20",
             // Job results pushed (the default) by the simulator's own websocket.
-            "DATOCMS_PUSH_URL": "ws" + baseURL.dropFirst("http".count),
+            "DATOCMS_PUSH_URL": CMASimulator.pushURL(baseURL: baseURL),
         ]
     }
 }
