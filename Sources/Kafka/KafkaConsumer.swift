@@ -195,12 +195,27 @@ public final class KafkaConsumer: Sendable {
     /// Commits the stored offsets and waits for the broker's answer. Nothing to commit is not an error. A
     /// cancelled caller stops waiting at once (``KafkaError/interrupted``); the commit itself goes on.
     public func commit() async throws(KafkaError) {
+        try await commit(offsets: nil)
+    }
+
+    /// Commits `offsets` (each the next offset to consume) as given, for any partitions, assigned to this member
+    /// or not: the group accepts a commit from any of its current members. Otherwise like ``commit()``.
+    public func commit(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        try await commit(offsets: Optional(offsets))
+    }
+
+    private func commit(offsets: [TopicPartition: Int64]?) async throws(KafkaError) {
         let handle = self.handle
         let answer = CommitAnswer()
         let result: rd_kafka_resp_err_t = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 guard answer.install(continuation) else { return }
-                commitQueue.async { answer.finish(rd_kafka_commit(handle.pointer, nil, 0)) }
+                commitQueue.async {
+                    guard let offsets else { return answer.finish(rd_kafka_commit(handle.pointer, nil, 0)) }
+                    let list = NativeTopicPartitionList(offsets: offsets)
+                    answer.finish(rd_kafka_commit(handle.pointer, list.pointer, 0))
+                }
             }
         } onCancel: {
             answer.finish(RD_KAFKA_RESP_ERR__INTR)

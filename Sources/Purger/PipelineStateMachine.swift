@@ -128,8 +128,9 @@ public struct PipelineStateMachine: Sendable {
         case pause(Set<TopicPartition>)
         /// Fetch from these partitions again.
         case resume(Set<TopicPartition>)
-        /// Commit the stored offsets; report ``Event/committed(_:)``.
-        case commit
+        /// Commit the stored offsets, and these offsets of partitions lost to another member with work this one
+        /// finished (stored offsets are librdkafka's for owned partitions only); report ``Event/committed(_:)``.
+        case commit(orphaned: [TopicPartition: Int64])
         /// Let these revoked partitions go.
         case completeRevocation(Set<TopicPartition>)
         /// Stop: cancel whatever still runs, close the clients; `nil` is a clean stop.
@@ -172,6 +173,8 @@ public struct PipelineStateMachine: Sendable {
         var lastStartedAt: ContinuousClock.Instant?
         /// Whether a revocation or the finish waits for the requested commit (it then goes without delay).
         var urgent = false
+        /// The orphaned offsets the running commit carries.
+        var orphaned: [TopicPartition: Int64] = [:]
     }
 
     /// How often a failed commit is tried again before it counts as done.
@@ -193,6 +196,10 @@ public struct PipelineStateMachine: Sendable {
     private var revocation: Revocation?
     /// Partitions whose assignment librdkafka reported lost, until the next assignment.
     private var limbo: Set<TopicPartition> = []
+    /// Where finished work ends in partitions lost for good (the next assignment gave them to another member), to be
+    /// committed explicitly: the group's offset would otherwise stay behind work whose events are published, and
+    /// the next owner would do it again. Committing it never skips unfinished work, whoever owns the partition now.
+    private var orphaned: [TopicPartition: Int64] = [:]
     /// The end of the drain's budget, once the drain is over: partitions lost during the last commit may come back
     /// until then.
     private var drainDeadline: ContinuousClock.Instant?
@@ -322,7 +329,15 @@ public struct PipelineStateMachine: Sendable {
             // Partitions lost a moment ago and given back (a commit raced a rebalance, and librdkafka dropped the
             // assignment) keep their work: redelivered messages are recognised, finished ones are stored again.
             let returned = limbo.intersection(partitions)
-            forget(limbo.subtracting(partitions))
+            let lostForGood = limbo.subtracting(partitions)
+            // Stored offsets went with the assignment: what was finished counts again, then the tracker forgets.
+            offsets.markUnstored(lostForGood)
+            let finished = offsets.committable.filter { lostForGood.contains($0.key) }
+            // A partition back here is committed from what this member stores (an older orphaned offset would move
+            // the group's offset back).
+            for partition in partitions { orphaned[partition] = nil }
+            orphaned.merge(finished) { max($0, $1) }
+            forget(lostForGood)
             limbo = []
             offsets.revoke(Set(partitions).subtracting(returned))
             offsets.markUnstored(returned)
@@ -333,7 +348,8 @@ public struct PipelineStateMachine: Sendable {
             // backpressure, for ever if none comes. Resuming a partition that is not paused does nothing.
             let unpaused = Set(partitions).subtracting(paused)
             if !unpaused.isEmpty { actions.append(.resume(unpaused)) }
-            if !returned.isEmpty {
+            if !finished.isEmpty { commits.requested += 1 }
+            if !returned.isEmpty || !finished.isEmpty {
                 storeFinished(into: &actions)
                 if case .finishing(let error, _, let deadline) = lifecycle {
                     lifecycle = .finishing(error: error, commit: requestCommit(), deadline: deadline)
@@ -437,7 +453,9 @@ public struct PipelineStateMachine: Sendable {
 
     private mutating func commitEnded(_ error: KafkaError?, now: ContinuousClock.Instant) {
         commits.running = false
-        if let error, !assigned.union(limbo).isEmpty, commits.refusals < Self.maximumCommitRefusals {
+        if let error, !assigned.union(limbo).isEmpty || !orphaned.isEmpty,
+            commits.refusals < Self.maximumCommitRefusals
+        {
             // Refused while the group rebalances, or answered for a generation that has just ended: the same
             // offsets go again (stored again first if the partitions come back after a lost assignment).
             commits.refusals += 1
@@ -450,6 +468,12 @@ public struct PipelineStateMachine: Sendable {
         }
         commits.refusals = 0
         commits.landed = commits.started
+        if error == nil {
+            for (partition, offset) in commits.orphaned where orphaned[partition] == offset {
+                orphaned[partition] = nil
+            }
+        }
+        commits.orphaned = [:]
     }
 
     private mutating func startCommit(now: ContinuousClock.Instant, into actions: inout [Action]) {
@@ -467,7 +491,8 @@ public struct PipelineStateMachine: Sendable {
         commits.urgent = false
         commits.started = commits.requested
         commits.lastStartedAt = now
-        actions.append(.commit)
+        commits.orphaned = orphaned
+        actions.append(.commit(orphaned: orphaned))
     }
 
     /// A commit, without delay, that will carry everything stored so far; returns its number.

@@ -180,10 +180,16 @@ public final class PurgeWorker: Service, Sendable {
             } catch {
                 logger.warning("Resuming partitions failed", metadata: ["error": "\(error)"])
             }
-        case .commit:
+        case .commit(let orphaned):
             group.addTask {
                 do throws(KafkaError) {
                     try await consumer.commit()
+                    if !orphaned.isEmpty {
+                        try await consumer.commit(orphaned)
+                        self.logger.info(
+                            "Committed finished work of partitions now owned by another member",
+                            metadata: ["partitions": "\(orphaned.keys.sorted())"])
+                    }
                     return .committed(nil)
                 } catch {
                     self.logger.warning("Commit failed", metadata: ["error": "\(error)"])

@@ -53,6 +53,26 @@ struct KafkaConsumerTests {
         #expect(!lines.contains("Partitions assigned"))
     }
 
+    /// How a member commits finished work of a partition it lost to another member: the group takes commits of
+    /// any partition from any current member.
+    @Test func aMemberCommitsExplicitOffsetsOfAPartitionAssignedToAnother() async throws {
+        let fixture = try KafkaFixture(partitions: 2)
+        let group = "group-\(UUID())"
+        let mine = try fixture.consumer(group: group)
+        let other = try fixture.consumer(group: group)
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while try mine.assignment().count != 1 || other.assignment().count != 1, ContinuousClock.now < deadline {
+            _ = try await mine.poll(timeout: .milliseconds(50))
+            _ = try await other.poll(timeout: .milliseconds(50))
+        }
+        let theirs = try #require(other.assignment().first)
+        #expect(try !mine.assignment().contains(theirs))
+        try await mine.commit([theirs: 42])
+        #expect(try await other.committedOffsets(for: [theirs])[theirs] == .some(42))
+        await mine.close()
+        await other.close()
+    }
+
     @Test func newMemberResumesExactlyAfterTheLastStoredOffset() async throws {
         let fixture = try KafkaFixture()
         let producer = try fixture.producer()

@@ -423,6 +423,40 @@ import Testing
         #expect(harness.stored == [Self.partition(0): 6])
     }
 
+    /// A full restart: the last commit is refused, the assignment lost, and the partition goes to another member
+    /// that is stopping too. Its finished work is committed explicitly, not left for the next start to redo.
+    @Test func finishedWorkOfAPartitionLostToAnotherMemberIsCommittedExplicitly() throws {
+        var harness = Harness(partitions: [0, 1], commitsLandAtOnce: false)
+        let job = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.handle(.stopRequested)
+        #expect(harness.complete(job).storedOffsets == [Self.partition(0): 1])
+        #expect(harness.handle(.committed(KafkaError(code: .illegalGeneration))).finishes.isEmpty)
+        harness.revoke([0, 1], lost: true)
+        let reassigned = harness.assign([1])
+        #expect(reassigned.orphanedCommitted == [:], "no commit within the retry delay")
+        let retried = harness.advance(by: .seconds(2))
+        #expect(retried.orphanedCommitted == [Self.partition(0): 1])
+        #expect(harness.handle(.committed(nil)).finishes.count == 1)
+    }
+
+    @Test func anOrphanedOffsetIsCommittedUntilItLandsAndDroppedWhenThePartitionComesBack() throws {
+        var harness = Harness(partitions: [0, 1], commitsLandAtOnce: false)
+        let job = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        harness.complete(job)
+        harness.revoke([0, 1], lost: true)
+        harness.assign([1])
+        let first = harness.advance(by: .seconds(10))
+        #expect(first.orphanedCommitted == [Self.partition(0): 1])
+        harness.handle(.committed(KafkaError(code: .rebalanceInProgress)))
+        #expect(harness.advance(by: .seconds(1)).orphanedCommitted == [Self.partition(0): 1], "refused: again")
+        harness.handle(.committed(nil))
+        harness.assign([0])
+        let later = harness.consume([uploadIDs(4...6)], from: 7)
+        harness.complete(try #require(later.submitted.first))
+        let next = harness.advance(by: .seconds(10))
+        #expect(next.commits == 1 && next.orphanedCommitted.isEmpty, "landed once, and the partition is back")
+    }
+
     @Test func theLastCommitLostToARebalanceIsMadeAgainWhenThePartitionsComeBack() throws {
         var harness = Harness(partitions: [0], commitsLandAtOnce: false)
         let job = try #require(harness.consume([uploadIDs(1...3)], from: 0).submitted.first)
@@ -578,6 +612,13 @@ extension [PipelineStateMachine.Action] {
     }
 
     var commits: Int { count { if case .commit = $0 { true } else { false } } }
+
+    /// The offsets commits carry for partitions owned by another member.
+    var orphanedCommitted: [TopicPartition: Int64] {
+        var committed: [TopicPartition: Int64] = [:]
+        for case .commit(let orphaned) in self { committed.merge(orphaned) { Swift.max($0, $1) } }
+        return committed
+    }
 
     var paused: Set<TopicPartition> {
         reduce(into: []) { if case .pause(let partitions) = $1 { $0.formUnion(partitions) } }

@@ -166,7 +166,10 @@ extension PipelineEndToEndTests {
             let group = "purger-\(UUID())"
             let settings = try fixture.settings(group: group, batchMaxSize: 25, maxInFlight: 4)
             fixture.simulator.holdJobs()
-            let members = (0..<3).map { _ in RunningWorker(fixture.worker(settings)) }
+            let logs = LogRecorder()
+            let members = (0..<3).map { index in
+                RunningWorker(fixture.worker(settings, logger: logs.logger(label: "member-\(index)", level: .info)))
+            }
             // With jobs held, a member that has work in flight keeps it: every member is certainly busy when stopped.
             let busy = await eventually(timeout: .seconds(90)) {
                 members.allSatisfy { $0.worker.assignedPartitionCount > 0 && $0.worker.inFlightCount > 0 }
@@ -194,8 +197,10 @@ extension PipelineEndToEndTests {
             #expect(!reportedEnd.isEmpty)
             let committed = try await fixture.committedOffsets(group: group)
             let covered = reportedEnd.filter { committed[$0.key] == .some($0.value) }.count
+            let lost = logs.recorded.filter { $0.contains("Partitions revoked") && $0.contains("lost=true") }
+            let orphanCommits = logs.recorded.filter { $0.contains("now owned by another member") }
             print(
-                "three members stopped at once: \(covered) of \(reportedEnd.count) partitions committed to what was reported"
+                "three members stopped at once: \(covered) of \(reportedEnd.count) partitions committed to what was reported; \(lost.count) assignments lost, \(orphanCommits.count) commits for partitions owned by another member"
             )
             await fixture.simulator.shutdown()
         }
