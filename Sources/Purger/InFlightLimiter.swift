@@ -57,12 +57,21 @@ extension PipelineStateMachine.Configuration {
 /// ``Configuration/minimumRoundJobs`` jobs over ``Configuration/minimumRoundDuration``) and climbs the throughput
 /// hill, like the probing phase of TCP BBR and unlike a latency gradient (Netflix's Gradient2, Vegas), which cannot
 /// tell a job that got slower from a job that queued behind others:
-/// - **Probe**: it moves the bound by ``Configuration/step`` and, after a round for the jobs submitted under the old
-///   bound to drain, measures finished jobs per second again. A move up that raised throughput by at least
-///   ``Configuration/minimumElasticity`` of its own size is kept and followed by another; one that did not is
-///   undone (the API queues jobs, or the budget is spent) and the next probe goes down. A move down that cost
-///   throughput is undone; one that did not is followed by a bigger one (an API that runs one job at a time keeps
-///   its throughput at any bound, so the bound falls until it does not matter: 1–2).
+/// - **Throughput** is measured by Little's law: while work waits for a slot every slot is taken, so jobs end at the
+///   bound ÷ their mean hold time per second — far steadier than counting the jobs that end in a few seconds, which
+///   come in waves. Only jobs submitted once those in flight at the last move have ended count (before, they met
+///   the API's queue of the old bound).
+/// - **Probe**: it moves the bound by ``Configuration/step`` and measures throughput again. A move up that raised
+///   throughput by at least ``Configuration/minimumElasticity`` of its own size is kept and followed by another;
+///   one that did not is undone (the API queues jobs, or the budget is spent) and the next probe goes down. A move
+///   down that cost throughput is undone; one that did not is followed by a bigger one (an API that runs one job at
+///   a time keeps its throughput at any bound, so the bound falls until it does not matter: 1–2). Until a probe
+///   first finds no gain, a probe up from a round that used less than ``Configuration/slowStartUtilization`` of
+///   the budget doubles the bound (as TCP's slow start does; Little's cap below still holds). The first probe
+///   goes down instead when jobs already hold their slots ``Configuration/queueingHold`` times as long as the
+///   shortest job did (the API queues them). When throughput back at the bound a probe was undone from differs by
+///   more than ``Configuration/drift`` from before the probe, the API changed during it (jobs got slower or faster):
+///   the next probe goes up again.
 /// - **Budget**: a round in which requests waited for the rate limiter longer than
 ///   ``Configuration/maximumWaitShare`` of a job's hold time lowers the bound at once (the budget is spent: more
 ///   jobs would only delay polls, so completions would be noticed later), and a 429 lowers it by a fifth.
@@ -96,6 +105,14 @@ public struct InFlightLimiter: Sendable {
         public var minimumRoundJobs = 4
         /// A round of fewer than `limit` jobs lasts at least this long.
         public var minimumRoundDuration: Duration = .seconds(3)
+        /// Relative change of throughput at one bound, measured before a probe and again after it was undone, from
+        /// which the API counts as changed meanwhile.
+        public var drift: Double = 0.2
+        /// Before the first probe, jobs that hold their slots this many times as long as the shortest job did mean
+        /// that the API queues them: the first probe goes down.
+        public var queueingHold: Double = 4
+        /// Share of the budget used in a round below which a probe up doubles the bound.
+        public var slowStartUtilization: Double = 2.0 / 3
         /// Measured rounds at one bound before the next probe.
         public var roundsBetweenProbes = 2
 
@@ -156,6 +173,18 @@ public struct InFlightLimiter: Sendable {
     private var upStreak = 0
     /// Measured rounds at the current bound.
     private var measuredRounds = 0
+    /// The measurement at the bound the last undone probe went back to.
+    private var undone: Measurement?
+    /// The shortest hold of a job so far (seconds), and whether a probe was made.
+    private var shortestHold: Double?
+    private var probed = false
+    /// Whether probes up still double the bound (until one finds no gain, or the budget says stop).
+    private var slowStart = true
+    /// Jobs submitted before this instant met the bound (and, when the API queues, the queue) of before the last
+    /// move: they do not count for throughput.
+    private var measuredFrom: ContinuousClock.Instant?
+    /// Hold times (seconds) of the jobs submitted since `measuredFrom` and not yet measured.
+    private var sample: [Double] = []
 
     /// A limiter at its initial bound.
     public init(configuration: Configuration) {
@@ -174,11 +203,14 @@ public struct InFlightLimiter: Sendable {
     ) {
         guard var round else {
             round = Round(limit: limit, start: now, budget: budget, settling: true)
+            measuredFrom = now
             return
         }
         round.jobs += 1
         if backlog { round.backlogged += 1 }
         round.holds.append(hold.seconds)
+        shortestHold = min(shortestHold ?? hold.seconds, hold.seconds)
+        if let measuredFrom, now - hold >= measuredFrom { sample.append(hold.seconds) }
         let elapsed = now - round.start
         let rateLimited = budget.rateLimited > round.budget.rateLimited
         guard
@@ -192,6 +224,9 @@ public struct InFlightLimiter: Sendable {
         end(round, elapsed: elapsed, budget: budget, rateLimited: rateLimited)
         if limit != before {
             measuredRounds = 0
+            // The jobs in flight at the move end within about the longest hold of the round.
+            measuredFrom = now.advanced(by: .seconds(round.holds.max() ?? 0))
+            sample = []
         }
         self.round = Round(limit: limit, start: now, budget: budget, settling: limit != before)
     }
@@ -228,13 +263,32 @@ public struct InFlightLimiter: Sendable {
             set(Int((Double(limit) * (1 - configuration.budgetCut)).rounded()), .budgetSpent)
             return
         }
-        let measurement = Measurement(limit: round.limit, throughput: jobs / elapsed.seconds)
+        guard sample.count >= configuration.minimumRoundJobs else { return }
+        let measurement = Measurement(
+            limit: round.limit, throughput: Double(round.limit) * Double(sample.count) / sample.reduce(0, +))
+        let sampleHold = median(sample)
+        sample = []
         measuredRounds += 1
         guard let last, last.limit != measurement.limit, last.throughput > 0 else {
+            if let undone, undone.limit == measurement.limit,
+                abs(measurement.throughput / undone.throughput - 1) > configuration.drift
+            {
+                // Back at the bound a probe was undone from, throughput is not what it was: the API changed during
+                // the probe, whose verdict meant nothing. Probe upwards again.
+                direction = 1
+                slowStart = true
+            }
+            undone = nil
             self.last = measurement
             if measuredRounds >= configuration.roundsBetweenProbes {
+                if !probed, let shortestHold {
+                    // The first probe goes down when jobs already hold their slots far longer than the shortest
+                    // job did: the API queues them.
+                    direction = sampleHold > configuration.queueingHold * shortestHold ? -1 : 1
+                }
+                probed = true
                 (upStreak, downStreak) = (0, 0)
-                probe(cap: cap)
+                probe(cap: cap, utilization: utilization)
             }
             return
         }
@@ -245,10 +299,12 @@ public struct InFlightLimiter: Sendable {
         if paid {
             // Up and throughput followed, or down and it did not: go on the same way.
             self.last = measurement
-            probe(cap: cap)
+            probe(cap: cap, utilization: utilization)
         } else {
             // Undo; the next probe goes the other way.
             self.last = nil
+            undone = last
+            slowStart = false
             (upStreak, downStreak) = (0, 0)
             direction = change > 0 ? -1 : 1
             set(last.limit, change > 0 ? .noGain : .raised)
@@ -257,13 +313,15 @@ public struct InFlightLimiter: Sendable {
 
     /// Moves the bound one step in `direction`; the second and later steps in a row are twice as big (up by half,
     /// down by half).
-    private mutating func probe(cap: Int) {
+    private mutating func probe(cap: Int, utilization: Double) {
         downStreak = direction > 0 ? 0 : downStreak + 1
         upStreak = direction > 0 ? upStreak + 1 : 0
-        let factor =
-            direction > 0
-            ? 1 + (upStreak > 1 ? 2 * configuration.step : configuration.step)
-            : (downStreak > 1 ? 0.5 : 1 - configuration.step)
+        // Up from a budget mostly unused, until a probe first finds no gain, the bound doubles (as in TCP's slow
+        // start), up to Little's cap.
+        let up =
+            slowStart && utilization < configuration.slowStartUtilization
+            ? 1.0 : (upStreak > 1 ? 2 * configuration.step : configuration.step)
+        let factor = direction > 0 ? 1 + up : (downStreak > 1 ? 0.5 : 1 - configuration.step)
         var next = Int((Double(limit) * factor).rounded())
         if next == limit { next += direction }
         if direction < 0 && next < configuration.minimumProbe {
@@ -282,6 +340,7 @@ public struct InFlightLimiter: Sendable {
     }
 
     private mutating func set(_ target: Int, _ reason: Reason) {
+        if reason != .raised { slowStart = false }
         if reason == .budgetCap || reason == .budgetSpent || reason == .rateLimited { (upStreak, downStreak) = (0, 0) }
         limit = min(max(target, 1), configuration.maximum)
         self.reason = limit == configuration.maximum && target > limit ? .budgetCap : reason

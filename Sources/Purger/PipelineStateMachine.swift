@@ -234,6 +234,9 @@ public struct PipelineStateMachine: Sendable {
     public var runningJobs: Int { running.count }
     /// Jobs allowed in flight now: the adaptive bound, or the fixed one.
     public var inFlightLimit: Int { limiter?.limit ?? configuration.maxInFlightJobs }
+
+    /// Full batches kept ready for slots to free: half the bound, at least one.
+    private var readyAhead: Int { max(1, inFlightLimit / 2) }
     /// The batches of the jobs submitted and not finished.
     public var runningBatchIDs: Set<BatchID> { Set(running.keys) }
     /// Batches flushed and waiting for a job slot.
@@ -604,13 +607,14 @@ public struct PipelineStateMachine: Sendable {
         for source in deadLettering where partitions.contains(source.topicPartition) { deadLettering.remove(source) }
     }
 
-    /// Pauses every owned partition while a full batch waits for a slot, too many dead letters are unacknowledged,
+    /// Pauses every owned partition while full batches for half the bound wait for slots (so that a slot that frees
+    /// finds the next batch ready rather than waiting for a fetch), too many dead letters are unacknowledged,
     /// or the pipeline no longer takes requests; resumes them all otherwise.
     private mutating func applyBackpressure(into actions: inout [Action]) {
         let taking: Bool
         if case .running = lifecycle { taking = true } else { taking = false }
         let shouldPause =
-            !taking || !ready.isEmpty || deadLettering.count >= configuration.maxPendingDeadLetters
+            !taking || ready.count >= readyAhead || deadLettering.count >= configuration.maxPendingDeadLetters
         if shouldPause {
             let toPause = assigned.subtracting(paused)
             if !toPause.isEmpty {

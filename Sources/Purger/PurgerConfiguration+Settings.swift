@@ -55,8 +55,8 @@ enum SettingDeclarations {
     static let maxInFlightJobs = Setting(
         "PURGER_MAX_IN_FLIGHT_JOBS", \.maxInFlightJobs, default: .literal("auto"), .inFlightBound(1...10_000),
         "the most jobs submitted and not completed at once (a hard bound); `auto` adapts it to what the API and "
-            + "the token's budget serve (from 16, at most 256); a number fixes it; while a full batch waits for a "
-            + "free slot the worker pauses its partitions")
+            + "the token's budget serve (from 16, at most 256); a number fixes it; while full batches for half "
+            + "the bound wait for free slots the worker pauses its partitions")
     static let jobTimeout = Setting(
         "PURGER_JOB_TIMEOUT_S", \.jobTimeout, default: .literal("600"), .seconds(1...604_800),
         "give up on a job result after this long, reporting `timed_out`")
