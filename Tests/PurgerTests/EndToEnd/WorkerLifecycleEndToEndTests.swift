@@ -175,16 +175,21 @@ extension PipelineEndToEndTests {
                 members.allSatisfy { $0.worker.assignedPartitionCount > 0 && $0.worker.inFlightCount > 0 }
             }
             #expect(busy, "every member owns partitions and has work in flight")
+            // The first commits of the stop are answered for a generation that has ended, as when a commit races
+            // the others leaving: librdkafka reports the committing member's assignment lost (unless a rebalance is
+            // already under way) and the member must get its finished work committed all the same.
+            fixture.cluster.pushRequestErrors(.offsetCommit, errors: Array(repeating: .illegalGeneration, count: 3))
             for member in members { await member.triggerShutdown() }
             fixture.simulator.releaseJobs()
             for member in members {
                 #expect(await member.ended(within: .seconds(60))?.succeeded == true, "each member drains and stops")
             }
 
-            // No offset passes unreported work. That everything reported is committed holds in most runs but not in
-            // all: when librdkafka reports a member's assignment lost during the stop (a commit raced the others
-            // leaving) and the partitions go to a member that is stopping too, nobody commits that work, and the
-            // next start redoes it (at-least-once). The figure is printed, not asserted.
+            // No offset passes unreported work. Everything reported is committed in most runs (a member whose
+            // assignment was lost commits its finished work when its partitions come back, or explicitly once they
+            // went to another member) but not in all: in 1 of 9 runs alone the group kept rebalancing after every
+            // member lost its assignment, refused every commit until the drain's budget ended, and the next start
+            // redoes that work (at-least-once). The figure is printed, not asserted.
             try await BoundedShutdownTests.expectNothingUnfinishedCommitted(group: group, fixture: fixture)
             let results = try await fixture.readAll(fixture.resultsTopic)
             var reportedEnd: [TopicPartition: Int64] = [:]
