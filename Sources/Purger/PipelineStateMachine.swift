@@ -33,8 +33,12 @@ public struct PipelineStateMachine: Sendable {
         public var jobTimeout: Duration
         /// Dead letters sent and not acknowledged above which consumption pauses.
         public var maxPendingDeadLetters = 1000
-        /// Pause before a commit the group refused because it was rebalancing is tried again.
+        /// Pause before a commit the group refused because it was rebalancing is tried again, while a revocation
+        /// waits for it (the member cannot rejoin before the revocation completes).
         public var commitRetryDelay: Duration = .milliseconds(100)
+        /// Otherwise a commit the group refused because its membership is changing goes again when the member's
+        /// next assignment ends the round, or after this long without one.
+        public var commitRoundTimeout: Duration = .seconds(10)
         /// How long the last commit before finishing may take (while partitions reported lost may still come back,
         /// up to the end of the drain's budget).
         public var finalCommitTimeout: Duration = .seconds(5)
@@ -175,6 +179,8 @@ public struct PipelineStateMachine: Sendable {
         var urgent = false
         /// The orphaned offsets the running commit carries.
         var orphaned: [TopicPartition: Int64] = [:]
+        /// Whether a refused commit waits for the end of the group's round (the member's next assignment).
+        var awaitingRound = false
     }
 
     /// How often a failed commit is tried again before it counts as done.
@@ -235,8 +241,6 @@ public struct PipelineStateMachine: Sendable {
     /// Jobs allowed in flight now: the adaptive bound, or the fixed one.
     public var inFlightLimit: Int { limiter?.limit ?? configuration.maxInFlightJobs }
 
-    /// Full batches kept ready for slots to free: half the bound, at least one.
-    private var readyAhead: Int { max(1, inFlightLimit / 2) }
     /// The batches of the jobs submitted and not finished.
     public var runningBatchIDs: Set<BatchID> { Set(running.keys) }
     /// Batches flushed and waiting for a job slot.
@@ -329,6 +333,12 @@ public struct PipelineStateMachine: Sendable {
             // Rebalances come in bursts (replicas starting or stopping one after another): routine commits keep
             // clear of the next round for a commit interval.
             commits.lastStartedAt = now
+            // The round is over (librdkafka reports every one, with no partitions if nothing changed here): a
+            // commit refused during it goes now, with the generation the round made.
+            if commits.awaitingRound {
+                commits.awaitingRound = false
+                commits.retryAt = nil
+            }
             // Partitions lost a moment ago and given back (a commit raced a rebalance, and librdkafka dropped the
             // assignment) keep their work: redelivered messages are recognised, finished ones are stored again.
             let returned = limbo.intersection(partitions)
@@ -374,6 +384,11 @@ public struct PipelineStateMachine: Sendable {
             } else {
                 // librdkafka waits for a revocation to complete before it starts another; merge defensively.
                 let deadline = now.advanced(by: configuration.shutdownTimeout)
+                // The round cannot end before the revocation completes, which waits for the commit.
+                if commits.awaitingRound {
+                    commits.awaitingRound = false
+                    commits.retryAt = now.advanced(by: configuration.commitRetryDelay)
+                }
                 revocation = Revocation(
                     partitions: revoked.union(revocation?.partitions ?? []), deadline: revocation?.deadline ?? deadline)
                 // Pending ids of the revoked partitions go out now rather than wait for their batch to fill.
@@ -462,10 +477,20 @@ public struct PipelineStateMachine: Sendable {
             // Refused while the group rebalances, or answered for a generation that has just ended: the same
             // offsets go again (stored again first if the partitions come back after a lost assignment).
             commits.refusals += 1
-            let delay =
-                error.code == .rebalanceInProgress ? configuration.commitRetryDelay : configuration.commitRetryDelay * 5
-            commits.retryAt = now.advanced(by: delay)
             commits.urgent = true
+            if Self.refusedByRound(error), revocation == nil {
+                // Not before the round ends: a commit sent while the member rejoins carries the generation that is
+                // ending and is answered after the join with ILLEGAL_GENERATION, which librdkafka takes for a lost
+                // assignment, and its rejoin restarts the round for every member (members stopped at once kept a
+                // group rebalancing past their budget that way).
+                commits.awaitingRound = true
+                commits.retryAt = now.advanced(by: configuration.commitRoundTimeout)
+            } else {
+                let delay =
+                    error.code == .rebalanceInProgress
+                    ? configuration.commitRetryDelay : configuration.commitRetryDelay * 5
+                commits.retryAt = now.advanced(by: delay)
+            }
             commits.started = commits.landed
             return
         }
@@ -479,6 +504,12 @@ public struct PipelineStateMachine: Sendable {
         commits.orphaned = [:]
     }
 
+    /// Whether a commit was refused because the group's membership is changing (a round is under way or has
+    /// just made a new generation).
+    private static func refusedByRound(_ error: KafkaError) -> Bool {
+        [.rebalanceInProgress, .illegalGeneration, .unknownMemberID].contains(error.code)
+    }
+
     private mutating func startCommit(now: ContinuousClock.Instant, into actions: inout [Action]) {
         // While partitions are reported lost, a commit would carry nothing of theirs: wait for the next assignment,
         // which gives them back (their offsets are stored again) or not.
@@ -486,6 +517,7 @@ public struct PipelineStateMachine: Sendable {
         if let retryAt = commits.retryAt {
             guard now >= retryAt else { return }
             commits.retryAt = nil
+            commits.awaitingRound = false
         }
         if !commits.urgent, let last = commits.lastStartedAt, now < last.advanced(by: configuration.commitInterval) {
             return
@@ -606,6 +638,9 @@ public struct PipelineStateMachine: Sendable {
         for source in held.keys where partitions.contains(source.topicPartition) { held[source] = nil }
         for source in deadLettering where partitions.contains(source.topicPartition) { deadLettering.remove(source) }
     }
+
+    /// Full batches kept ready for slots to free: half the bound, at least one.
+    private var readyAhead: Int { max(1, inFlightLimit / 2) }
 
     /// Pauses every owned partition while full batches for half the bound wait for slots (so that a slot that frees
     /// finds the next batch ready rather than waiting for a fetch), too many dead letters are unacknowledged,
