@@ -9,8 +9,10 @@ import Logging
 ///
 /// The requests (the strategies' workload: 1 to `--max-ids-per-request` distinct deletable ids each) are produced
 /// before the children start; the scenario ends when every request has a completion event on the results topic,
-/// then stops the children with SIGTERM. Throughput is uploads deleted ÷ (last `completed_at` − children started),
-/// so it includes the group forming; 429s and polls come from the simulator's counters.
+/// then stops every child with SIGTERM at the same moment, as a full restart does, and reads where the group's
+/// committed offsets stand against the end of each partition (everything is reported, so every partition should be
+/// committed to its end). Throughput is uploads deleted ÷ (last `completed_at` − children started), so it includes
+/// the group forming; 429s and polls come from the simulator's counters.
 struct BenchReplicas {
     var replicas: Int
     var environment: BenchEnvironment
@@ -43,6 +45,10 @@ struct BenchReplicas {
         var ceilingPerSecond: Double
         var doubleDeletions: Int
         var exitStatuses: [Int32?]
+        /// Partitions whose committed offset is their end once every child stopped.
+        var partitionsCommittedToEnd: Int
+        /// Requests between the committed offsets and the ends of the partitions: what the next start redoes.
+        var requestsBehindCommitted: Int64
         var peakResidentBytes: [Int]
         var logDirectory: String
         var samples: [BenchSampler.Sample]
@@ -105,8 +111,12 @@ struct BenchReplicas {
             }
             return complete
         }
+        for worker in workers { worker.signal(SIGTERM) }
         var exitStatuses: [Int32?] = []
-        for worker in workers { exitStatuses.append(await worker.stop(timeout: .seconds(40))) }
+        for worker in workers { exitStatuses.append(await worker.waitForExit(timeout: .seconds(40))) }
+        let (committedToEnd, behind) = try await Self.committedAgainstEnds(
+            group: childEnvironment["KAFKA_GROUP_ID"] ?? "upload-purger", partitions: partitions,
+            bootstrapServers: cluster.bootstrapServers, logger: logger)
         let stats = simulator.stats()
         await simulator.shutdown()
 
@@ -126,7 +136,24 @@ struct BenchReplicas {
                 sampler.series, total: stats.deletions, from: 0.1, to: 0.9, minimumSeconds: 0) ?? 0,
             ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
             doubleDeletions: stats.doubleDeletions, exitStatuses: exitStatuses,
+            partitionsCommittedToEnd: committedToEnd, requestsBehindCommitted: behind,
             peakResidentBytes: workers.map(\.peakResidentBytes), logDirectory: logDirectory,
             samples: sampler.series)
+    }
+
+    /// How many partitions of the requests topic the group committed to their end, and how many requests the
+    /// committed offsets stay behind in all.
+    static func committedAgainstEnds(
+        group: String, partitions: Int32, bootstrapServers: String, logger: Logger
+    ) async throws -> (partitions: Int, behind: Int64) {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: group),
+            logger: logger)
+        let all = (0..<partitions).map { TopicPartition(topic: BenchFixtures.requestsTopic, partition: $0) }
+        let committed = try await consumer.committedOffsets(for: all)
+        let ends = try await consumer.endOffsets(of: all)
+        await consumer.close(timeout: .seconds(1))
+        let behind = all.map { max(0, (ends[$0] ?? 0) - ((committed[$0] ?? nil) ?? 0)) }
+        return (behind.count { $0 == 0 }, behind.reduce(0, +))
     }
 }

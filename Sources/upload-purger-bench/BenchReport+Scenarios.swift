@@ -110,6 +110,11 @@ extension BenchReport {
                     + "\(format(result.middleDeletionsPerSecond / max(result.ceilingPerSecond, 0.001) * 100, 0)) % "
                     + "while the middle 80 % of the uploads were deleted)"),
             target(
+                "stopped with SIGTERM at once: every partition committed to its end",
+                result.partitionsCommittedToEnd == Int(result.partitions),
+                "\(result.partitionsCommittedToEnd) of \(result.partitions) partitions, "
+                    + "\(result.requestsBehindCommitted) requests behind"),
+            target(
                 "every request accounted, no double deletion",
                 result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,
                 "\(result.deleted)/\(result.uploads) deleted, \(result.events) events, "

@@ -90,6 +90,12 @@ final class BenchWorkerProcess: Sendable {
     /// exit status (nil when it had to be killed).
     func stop(timeout: Duration) async -> Int32? {
         signal(SIGTERM)
+        return await waitForExit(timeout: timeout)
+    }
+
+    /// Samples memory until the process ends or `timeout` passes, then SIGKILLs it; returns its exit status (nil
+    /// when it had to be killed).
+    func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while process.isRunning, ContinuousClock.now < deadline {
             sampleMemory()
@@ -113,6 +119,9 @@ final class BenchWorkerProcess: Sendable {
             "PURGER_LOG_FORMAT": "text", "PURGER_SHUTDOWN_TIMEOUT_S": "20",
             // Pushed job results (the default) come from the simulator's own websocket.
             "DATOCMS_PUSH_URL": CMASimulator.pushURL(baseURL: baseURL),
+            // The mock cluster's rebalance rounds last the session timeout less 1 s (44 s at librdkafka's default),
+            // where a broker's last as long as its members take to rejoin: its lowest keeps them near that.
+            "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         ].merging(extra) { _, given in given }
     }
 
