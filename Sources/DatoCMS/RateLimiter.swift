@@ -9,13 +9,9 @@
 ///   are counted again, which errs on the safe side. With no fresh server view (start, after idling) grants are
 ///   paced at `window / limit` so a cold start cannot burst before the first response arrives.
 /// - **Sharing**: when the server has counted more requests than this process made (another replica uses the token),
-///   a tenth of the budget and one request more are left unspent and the rest is paced over a quarter window
-///   (`window / 4 / available`) instead of sent at once, so replicas that see the same `Remaining` do not all spend
-///   it. Once that is spent, each request of ours that leaves the window allows one probe (while none of ours is
-///   unanswered), whose response shows the budget again. A process alone on its token keeps the whole budget, paced
-///   at no more than twice the average rate (`window / (2 · limit)`). Replicas see each other only in the
-///   `Remaining` of their responses: with round trips long against the window (on a 60/3s budget, 4 replicas at
-///   300 ms, 8 at 100 ms) they overshoot it.
+///   a tenth of the budget is left unspent and the rest is paced over a quarter window (`window / 4 / available`)
+///   instead of sent at once, so replicas that see the same `Remaining` do not all spend it. A process alone on its
+///   token keeps the whole budget, paced at no more than twice the average rate (`window / (2 · limit)`).
 /// - **429**: no grant before `X-RateLimit-Reset` seconds have passed; without the header, none for one window.
 ///
 /// Polls and lookups may use the whole budget; submissions leave one request of it (when the budget is 10 or more),
@@ -135,38 +131,28 @@ public struct RateLimiter: Sendable {
         if let observation, observation.expiresAt > now {
             let usedSince = Int(truncatingIfNeeded: nextSequence &- 1 &- observation.afterSequence)
             let shared = sharedUntil.map { $0 > now } ?? false
-            // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget, and one more
-            // for the probes (below), unspent.
-            let sharingMargin = shared ? max(1, limit / 10) + 1 : 0
+            // Replicas seeing the same `Remaining` race for the last slots: leave a tenth of the budget unspent.
+            let sharingMargin = shared ? max(1, limit / 10) : 0
             // Alone on the token, our own counted requests free their slots as they leave the window (plus a
             // margin for their travel time: the server counts a request from when it arrived, at most one round
             // trip after its grant): without this, the process would stall for a window after each exhaustion.
+            // Sharing it, other replicas' timing is unknown: wait for the whole window, as before.
             let margin = max(window / (2 * limit), min(window / 20, roundTrip ?? window / 20))
-            let freed = observation.counted.prefix { $0 + window + margin <= now }.count
-            // Sharing it, another replica may see a slot ours freed and take it first: a freed slot of ours only
-            // allows a probe once the shared budget is spent, one request while none of ours is unanswered, whose
-            // response shows the budget as it is now (the slots every replica's requests freed). Without probes
-            // every replica waited a whole window after its last response, and four replicas used 60 % of it.
-            let blocked = observation.remaining + (shared ? 0 : freed) - reserve - sharingMargin - usedSince <= 0
-            let probing = shared && blocked && usedSince == 0 && freed > 0 && observation.remaining + freed > reserve
-            if blocked && !probing {
+            let freed = shared ? 0 : observation.counted.prefix { $0 + window + margin <= now }.count
+            let available = observation.remaining + freed - reserve - sharingMargin - usedSince
+            if available <= 0 {
                 var resume = observation.expiresAt
-                if freed < observation.counted.count, !shared || usedSince == 0 {
+                if !shared, freed < observation.counted.count {
                     resume = min(resume, observation.counted[freed] + window + margin)
                 }
-                // Ours unanswered: its response will show the budget again.
-                if shared, usedSince > 0 { resume = min(resume, now + max(window / (2 * limit), roundTrip ?? .zero)) }
                 if resume > earliest { earliest = resume }
             } else if let lastGrant {
                 // Alone: never faster than twice the average rate, so replicas that start together cannot each
                 // spend the whole `Remaining` before their next response shows the other; and at the average rate
                 // once less than half the budget is left, so the budget is never spent in a burst followed by a
                 // pause until its first request leaves the window.
-                let available = observation.remaining + (shared ? 0 : freed) - reserve - sharingMargin - usedSince
                 let alone = available * 2 >= limit ? window / (2 * limit) : window / limit
-                let paced =
-                    lastGrant
-                    + (probing ? window / (2 * limit) : shared ? window / 4 / available : alone)
+                let paced = lastGrant + (shared ? window / 4 / available : alone)
                 if paced > earliest { earliest = paced }
             }
         } else if let lastGrant {

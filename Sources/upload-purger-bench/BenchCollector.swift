@@ -25,6 +25,8 @@ final class BenchCollector: Sendable {
         var lastCompletion: Date?
         /// The earliest `first_enqueued_at`: when the worker took in the first request it reported on.
         var firstEnqueued: Date?
+        /// The request offsets the events report, by partition of the requests topic.
+        var reportedOffsets: [Int32: Set<Int64>] = [:]
 
         /// Ids the events account for, in all three outcomes.
         var ids: Int { successful + notFound + failed }
@@ -68,7 +70,12 @@ final class BenchCollector: Sendable {
             let completed = (event["completed_at"] as? String).flatMap(formatter.date(from:))
         else { return }
         let enqueued = (event["first_enqueued_at"] as? String).flatMap(formatter.date(from:))
-        let requests = (event["requests"] as? [[String: Any]] ?? []).compactMap { $0["request_id"] as? String }
+        let entries = event["requests"] as? [[String: Any]] ?? []
+        let requests = entries.compactMap { $0["request_id"] as? String }
+        let positions = entries.compactMap { entry -> (Int32, Int64)? in
+            guard let partition = entry["partition"] as? Int, let offset = entry["offset"] as? Int else { return nil }
+            return (Int32(partition), Int64(offset))
+        }
         state.withLock { tally in
             tally.events += 1
             tally.byStatus[event["status"] as? String ?? "?", default: 0] += 1
@@ -85,6 +92,7 @@ final class BenchCollector: Sendable {
             for request in requests {
                 tally.completedAt[request] = max(tally.completedAt[request] ?? completed, completed)
             }
+            for (partition, offset) in positions { tally.reportedOffsets[partition, default: []].insert(offset) }
             tally.lastCompletion = max(tally.lastCompletion ?? completed, completed)
             if let enqueued { tally.firstEnqueued = min(tally.firstEnqueued ?? enqueued, enqueued) }
         }

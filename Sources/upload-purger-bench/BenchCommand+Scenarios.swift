@@ -52,7 +52,7 @@ extension BenchCommand {
             )
             let result = try await BenchReplicas(
                 replicas: replicas, environment: environment, partitions: partitions, rateLimitText: rateLimitText,
-                workerEnvironment: extra, logger: logger
+                workerEnvironment: extra, logger: logger, stopAfter: stopAfterRequests
             ).run()
             print("\n" + BenchReport.table(result) + "\n\nTargets (issue 6)\n" + BenchReport.targets(result))
             (output, accounted) = (result, result.complete && result.doubleDeletions == 0)

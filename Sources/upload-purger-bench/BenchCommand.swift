@@ -108,6 +108,13 @@ struct BenchCommand: AsyncParsableCommand {
     var replicas = 4
 
     @Option(
+        help: ArgumentHelp(
+            "(replicas) Stop every worker at once when this many requests are reported, mid-run, instead of at the "
+                + "end (the committed offsets are compared with what was reported either way).",
+            valueName: "N"))
+    var stopAfterRequests: Int?
+
+    @Option(
         name: .customLong("worker-env"),
         help: ArgumentHelp(
             "(consume, backlog, replicas) NAME=VALUE added to the workers' settings (repeatable).",

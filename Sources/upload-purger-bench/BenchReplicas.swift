@@ -9,10 +9,11 @@ import Logging
 ///
 /// The requests (the strategies' workload: 1 to `--max-ids-per-request` distinct deletable ids each) are produced
 /// before the children start; the scenario ends when every request has a completion event on the results topic,
-/// then stops every child with SIGTERM at the same moment, as a full restart does, and reads where the group's
-/// committed offsets stand against the end of each partition (everything is reported, so every partition should be
-/// committed to its end). Throughput is uploads deleted ÷ (last `completed_at` − children started), so it includes
-/// the group forming; 429s and polls come from the simulator's counters.
+/// (or, with `stopAfter`, when that many are, mid-run), then stops every child with SIGTERM at the same moment, as a
+/// full restart does, reads every event the drains published, and compares the group's committed offsets with what
+/// the events report: every partition should be committed to exactly what was reported. Throughput is uploads
+/// deleted ÷ (last `completed_at` − children started), so it includes the group forming; 429s and polls come from
+/// the simulator's counters.
 struct BenchReplicas {
     var replicas: Int
     var environment: BenchEnvironment
@@ -20,6 +21,8 @@ struct BenchReplicas {
     var rateLimitText: String
     var workerEnvironment: [String: String]
     var logger: Logger
+    /// Stop the children once this many requests are reported, instead of all.
+    var stopAfter: Int?
 
     /// What the scenario measured.
     struct Result: Sendable, Codable {
@@ -45,10 +48,14 @@ struct BenchReplicas {
         var ceilingPerSecond: Double
         var doubleDeletions: Int
         var exitStatuses: [Int32?]
-        /// Partitions whose committed offset is their end once every child stopped.
-        var partitionsCommittedToEnd: Int
-        /// Requests between the committed offsets and the ends of the partitions: what the next start redoes.
-        var requestsBehindCommitted: Int64
+        /// Requests reported when the children were stopped (all of them unless `stopAfter`).
+        var reportedAtStop: Int
+        /// Partitions whose committed offset is exactly where the reported requests end, once every child stopped.
+        var partitionsCommittedToReported: Int
+        /// Reported requests at or past the committed offsets: what the next start does again.
+        var reportedNotCommitted: Int
+        /// Requests below the committed offsets that no event reports: work the group will never do (must be 0).
+        var committedNotReported: Int
         var peakResidentBytes: [Int]
         var logDirectory: String
         var samples: [BenchSampler.Sample]
@@ -99,7 +106,7 @@ struct BenchReplicas {
             tasks.addTask {
                 try await collector.follow(
                     topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers,
-                    expected: requests.count,
+                    expected: min(stopAfter ?? requests.count, requests.count),
                     timeout: environment.timeout, logger: logger)
             }
             var complete = false
@@ -111,14 +118,20 @@ struct BenchReplicas {
             }
             return complete
         }
+        let reportedAtStop = collector.snapshot().completedAt.count
         for worker in workers { worker.signal(SIGTERM) }
         var exitStatuses: [Int32?] = []
         for worker in workers { exitStatuses.append(await worker.waitForExit(timeout: .seconds(40))) }
-        let (committedToEnd, behind) = try await Self.committedAgainstEnds(
-            group: childEnvironment["KAFKA_GROUP_ID"] ?? "upload-purger", partitions: partitions,
-            bootstrapServers: cluster.bootstrapServers, logger: logger)
         let stats = simulator.stats()
         await simulator.shutdown()
+        // Every event, those the drains published included: read until the topic has been quiet for a while.
+        let everything = BenchCollector()
+        _ = try await everything.follow(
+            topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers, expected: .max,
+            timeout: .seconds(5), logger: logger)
+        let commits = try await Self.committedAgainstReported(
+            everything.snapshot().reportedOffsets, group: childEnvironment["KAFKA_GROUP_ID"] ?? "upload-purger",
+            partitions: partitions, bootstrapServers: cluster.bootstrapServers, logger: logger)
 
         let tally = collector.snapshot()
         let wall = max((tally.lastCompletion ?? Date()).timeIntervalSince(startedWall), 0.001)
@@ -126,7 +139,8 @@ struct BenchReplicas {
         let perSecond = Double(environment.rateLimit.requests) / environment.rateLimit.window.secondsValue
         return Result(
             replicas: replicas, requests: requests.count, uploads: uploads, partitions: partitions,
-            complete: complete && tally.completedAt.count == requests.count, deleted: stats.deletions,
+            complete: complete && tally.completedAt.count >= min(stopAfter ?? requests.count, requests.count),
+            deleted: stats.deletions,
             failed: tally.failed, events: tally.events,
             apiRequests: stats.requests.values.reduce(0) { $0 + $1.values.reduce(0, +) },
             rateLimited: stats.rateLimited, requestsBeforeReset: stats.requestsBeforeReset,
@@ -136,24 +150,32 @@ struct BenchReplicas {
                 sampler.series, total: stats.deletions, from: 0.1, to: 0.9, minimumSeconds: 0) ?? 0,
             ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
             doubleDeletions: stats.doubleDeletions, exitStatuses: exitStatuses,
-            partitionsCommittedToEnd: committedToEnd, requestsBehindCommitted: behind,
+            reportedAtStop: reportedAtStop, partitionsCommittedToReported: commits.partitions,
+            reportedNotCommitted: commits.reportedNotCommitted, committedNotReported: commits.committedNotReported,
             peakResidentBytes: workers.map(\.peakResidentBytes), logDirectory: logDirectory,
             samples: sampler.series)
     }
 
-    /// How many partitions of the requests topic the group committed to their end, and how many requests the
-    /// committed offsets stay behind in all.
-    static func committedAgainstEnds(
-        group: String, partitions: Int32, bootstrapServers: String, logger: Logger
-    ) async throws -> (partitions: Int, behind: Int64) {
+    /// How the group's committed offsets stand against the request offsets the events report.
+    static func committedAgainstReported(
+        _ reported: [Int32: Set<Int64>], group: String, partitions: Int32, bootstrapServers: String, logger: Logger
+    ) async throws -> (partitions: Int, reportedNotCommitted: Int, committedNotReported: Int) {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: group),
             logger: logger)
         let all = (0..<partitions).map { TopicPartition(topic: BenchFixtures.requestsTopic, partition: $0) }
         let committed = try await consumer.committedOffsets(for: all)
-        let ends = try await consumer.endOffsets(of: all)
         await consumer.close(timeout: .seconds(1))
-        let behind = all.map { max(0, (ends[$0] ?? 0) - ((committed[$0] ?? nil) ?? 0)) }
-        return (behind.count { $0 == 0 }, behind.reduce(0, +))
+        var result = (partitions: 0, reportedNotCommitted: 0, committedNotReported: 0)
+        for partition in all {
+            let offsets = reported[partition.partition] ?? []
+            let end = (committed[partition] ?? nil) ?? 0
+            let uncommitted = offsets.count { $0 >= end }
+            let unreported = Int(end) - offsets.count { $0 < end }
+            result.reportedNotCommitted += uncommitted
+            result.committedNotReported += unreported
+            if uncommitted == 0, unreported == 0 { result.partitions += 1 }
+        }
+        return result
     }
 }

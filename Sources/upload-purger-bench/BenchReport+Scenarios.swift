@@ -110,10 +110,12 @@ extension BenchReport {
                     + "\(format(result.middleDeletionsPerSecond / max(result.ceilingPerSecond, 0.001) * 100, 0)) % "
                     + "while the middle 80 % of the uploads were deleted)"),
             target(
-                "stopped with SIGTERM at once: every partition committed to its end",
-                result.partitionsCommittedToEnd == Int(result.partitions),
-                "\(result.partitionsCommittedToEnd) of \(result.partitions) partitions, "
-                    + "\(result.requestsBehindCommitted) requests behind"),
+                "stopped with SIGTERM at once: every partition committed to what was reported, nothing unreported",
+                result.partitionsCommittedToReported == Int(result.partitions) && result.committedNotReported == 0,
+                "\(result.partitionsCommittedToReported) of \(result.partitions) partitions; "
+                    + "\(result.reportedNotCommitted) reported requests not committed, "
+                    + "\(result.committedNotReported) committed requests not reported; stopped at "
+                    + "\(result.reportedAtStop) of \(result.requests) requests reported"),
             target(
                 "every request accounted, no double deletion",
                 result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,

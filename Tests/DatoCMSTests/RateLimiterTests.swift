@@ -77,8 +77,8 @@ import Testing
     @Test func tightensWhenTheServerHasLessRemainingThanLocalBelief() {
         var limiter = RateLimiter(RateLimit(requests: 60, window: .seconds(3)))
         guard case .granted(let ticket) = limiter.acquire(at: start, priority: .background) else { return }
-        // Another replica spent most of the budget: only 8 requests remain, of which a tenth of the budget (6) and
-        // one more are kept back while the token is shared (polls, which leave nothing else back).
+        // Another replica spent most of the budget: only 8 requests remain, of which a tenth of the budget (6) is
+        // kept back while the token is shared (polls, which leave nothing else back).
         limiter.record(.init(limit: 60, remaining: 8), for: ticket, at: start + .milliseconds(10))
         var granted: [ContinuousClock.Instant] = []
         var now = start + .milliseconds(10)
@@ -86,7 +86,8 @@ import Testing
             if case .granted = limiter.acquire(at: now, priority: .background) { granted.append(now) }
             now += .milliseconds(1)
         }
-        #expect(granted.count == 1, "\(granted.count)")
+        #expect(granted.count == 2)
+        #expect(granted.count == 2 && granted[1] - granted[0] >= .milliseconds(375), "paced, not a burst")
         #expect(limiter.acquire(at: now, priority: .background) == .wait(until: start + .milliseconds(3010)))
     }
 
@@ -151,13 +152,16 @@ import Testing
     /// request arriving 5 ms after its grant and answered `answer` after it: returns the grants the server accepted
     /// and how many it refused (429s).
     func shareOneToken(
-        replicas count: Int, for duration: Duration, answeredAfter answer: Duration = .milliseconds(20),
+        replicas count: Int, for duration: Duration, answeredAfter answer: Duration = .milliseconds(20)
     ) -> (accepted: Int, rejected: Int) {
         let window = Duration.seconds(3)
         var serverLog: [ContinuousClock.Instant] = []
         var replicas = Array(repeating: RateLimiter(.datoCMSDefault), count: count)
-        var inFlight: [(replica: Int, ticket: RateLimiter.Ticket, answerAt: ContinuousClock.Instant, remaining: Int)] =
-            []
+        var inFlight:
+            [(
+                replica: Int, ticket: RateLimiter.Ticket, answerAt: ContinuousClock.Instant, remaining: Int,
+                reset: Double
+            )] = []
         var (accepted, rejected) = (0, 0)
         var now = start
         while now < start + duration {
@@ -165,7 +169,7 @@ import Testing
                 replicas[request.replica].record(
                     .init(
                         limit: 60, remaining: max(request.remaining, 0),
-                        resetSeconds: request.remaining < 0 ? 1 : nil, rateLimited: request.remaining < 0),
+                        resetSeconds: request.remaining < 0 ? request.reset : nil, rateLimited: request.remaining < 0),
                     for: request.ticket, at: now)
                 inFlight.remove(at: index)
             }
@@ -174,15 +178,18 @@ import Testing
                     let arrival = now + .milliseconds(5)
                     serverLog.removeAll { $0 + window <= arrival }
                     let remaining: Int
+                    // A 429 says when the oldest counted request leaves the window, as a sliding window does.
+                    var reset = 0.0
                     if serverLog.count >= 60 {
                         rejected += 1
                         remaining = -1
+                        reset = (serverLog[0] + window - arrival) / .seconds(1)
                     } else {
                         serverLog.append(arrival)
                         accepted += 1
                         remaining = 60 - serverLog.count
                     }
-                    inFlight.append((replica, ticket, now + answer, remaining))
+                    inFlight.append((replica, ticket, now + answer, remaining, reset))
                 }
             }
             now += .milliseconds(1)
@@ -190,17 +197,17 @@ import Testing
         return (accepted, rejected)
     }
 
-    /// Replicas sharing one token stay under its budget and spend at least three quarters of it, as long as the
-    /// round trip is short against the window: each sees the others' requests only in the `Remaining` of its next
-    /// response. (Beyond, measured with this simulation: 4 replicas at 300 ms and 8 at 100 ms or more overshoot it;
-    /// the README says so.)
+    /// Replicas sharing one token stay under its budget as long as the round trip is short against the window: each
+    /// sees the others' requests only in the `Remaining` of its next response. (Beyond, measured with this
+    /// simulation: 4 replicas at 300 ms and 8 at 100 ms or more overshoot it, 45, 14, 113 and 431 refused at 300,
+    /// 100, 150 and 300 ms; the README says so.) What they use of it is the sharing reserve's price: 367–378 of 600
+    /// requests with 2 replicas, 448–510 with 4, 532 with 8.
     @Test(arguments: [(2, 20), (2, 300), (4, 20), (4, 150), (8, 20), (8, 50)])
     func replicasSharingOneTokenStayUnderItsBudget(replicas: Int, answerMilliseconds: Int) {
         let (accepted, rejected) = shareOneToken(
             replicas: replicas, for: .seconds(30), answeredAfter: .milliseconds(answerMilliseconds))
         #expect(rejected <= 2, "429s: \(rejected)")
-        // 375 for two replicas before a freed slot of one's own allowed a probe (each waited a window instead).
-        #expect(accepted >= 450, "accepted in 30 s: \(accepted) of 600")
+        #expect(accepted >= 360, "accepted in 30 s: \(accepted) of 600")
     }
 
     /// One replica with unbounded demand against a server with a sliding 60/3s window that answers after 20 ms:
