@@ -155,6 +155,9 @@ public final class CMASimulator: Sendable {
         state.withLock { $0.silenced = true }
     }
 
+    /// Open push connections subscribed to at least one channel.
+    public var pushSubscriberCount: Int { pushHub.subscribedConnections }
+
     /// Jobs held and not released.
     public var heldJobCount: Int { state.withLock { $0.heldJobs } }
 

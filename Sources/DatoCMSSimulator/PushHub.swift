@@ -44,6 +44,11 @@ final class PushHub: Sendable {
         self.logger = logger
     }
 
+    /// Open connections subscribed to at least one channel.
+    var subscribedConnections: Int {
+        state.withLock { state in state.connections.values.count { !$0.channels.isEmpty } }
+    }
+
     // MARK: - Signatures
 
     /// `key:hex(HMAC-SHA256(secret, "socket_id:channel"))`, as Pusher checks private-channel subscriptions.

@@ -65,7 +65,7 @@ public final class PurgeWorker: Service, Sendable {
             metadata: ["topic": "\(configuration.requestsTopic)", "group": "\(configuration.kafkaGroupID)"])
         observed.withLock { $0.consuming = true }
 
-        let fatal = await work(consumer: consumer, producer: producer)
+        let fatal = await workWithPushConnection(consumer: consumer, producer: producer)
 
         observed.withLock { $0.consuming = false }
         // Both clients close at once, each within a few seconds: the work is over, leaving must not outlast the
@@ -80,6 +80,31 @@ public final class PurgeWorker: Service, Sendable {
         logger.info("Worker stopped")
     }
 
+    /// Runs the loop with the push connection beside it, as two services of a group of their own that stops the
+    /// loop first: a graceful shutdown reaches every task under the worker's service, and swift-websocket closes
+    /// its connection on one, so the push connection would go as the drain starts and the drain would poll every
+    /// job it awaits. The group stops when the loop ends, drained or failed; cancelling the worker cancels both.
+    private func workWithPushConnection(consumer: KafkaConsumer, producer: KafkaProducer) async -> WorkerError? {
+        let verdict = Mutex<WorkerError?>(nil)
+        let push = Stage { [client] in
+            await cancelWhenGracefulShutdown { await client.runPushedResults() }
+        }
+        let loop = Stage {
+            let error = await self.work(consumer: consumer, producer: producer)
+            verdict.withLock { $0 = error }
+        }
+        let stages = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: push, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+                    .init(service: loop, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                logger: logger))
+        // The group throws only when cancelled; the loop's verdict is what counts.
+        try? await stages.run()
+        return verdict.withLock { $0 }
+    }
+
     /// The loop: every child task (a poll, a job, a publication, a commit, the shutdown signal) ends with one
     /// event; the machine turns each event into actions, carried out here. Returns the machine's verdict.
     private func work(consumer: KafkaConsumer, producer: KafkaProducer) async -> WorkerError? {
@@ -89,11 +114,6 @@ public final class PurgeWorker: Service, Sendable {
                 maxSize: configuration.batchMaxSize, maxWait: configuration.batchMaxWait,
                 defaultEnvironment: configuration.datocmsEnvironment))
         return await withTaskGroup(of: PipelineStateMachine.Event?.self) { group in
-            group.addTask {
-                // The push connection lives as long as the work, drains included; polling stands in without it.
-                await self.client.runPushedResults()
-                return nil
-            }
             group.addTask { await self.checkAPI() }
             group.addTask {
                 do {
@@ -253,4 +273,11 @@ public final class PurgeWorker: Service, Sendable {
             return .jobFailed(operation.batchID, error)
         }
     }
+}
+
+/// A body run as a service.
+private struct Stage: Service {
+    let body: @Sendable () async throws -> Void
+
+    func run() async throws { try await body() }
 }

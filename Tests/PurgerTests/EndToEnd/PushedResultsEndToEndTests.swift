@@ -66,6 +66,44 @@ struct PushedResultsEndToEndTests {
         await fixture.simulator.shutdown()
     }
 
+    /// A graceful shutdown reaches every task under the worker's service, and swift-websocket closes its connection
+    /// on one: the drain would then poll every job it awaits. The push connection stays until the drain is over.
+    @Test func thePushConnectionOutlivesTheDrainThatAwaitsItsResults() async throws {
+        let fixture = try await PipelineFixture(simulator: Self.simulator(push: SimulatorPush()))
+        // One request, so one batch: what the drain awaits is all of it.
+        let uploads = Array(fixture.simulator.uploadIDs(environment: nil).prefix(30))
+        let producer = try fixture.producer()
+        try await fixture.produce([requestJSON(id: "r", uploads: uploads, environment: nil)], with: producer)
+        let group = "purger-\(UUID())"
+        let client = Self.pushClient(fixture, jobResults: .push)
+        var settings = try fixture.settings(group: group, maxWait: .milliseconds(50))
+        settings.configuration.jobResults = .push
+        // Held jobs do not finish: the drain certainly awaits one.
+        fixture.simulator.holdJobs()
+        let running = RunningWorker(fixture.worker(settings, client: client))
+        #expect(await eventually { fixture.simulator.heldJobCount > 0 && fixture.simulator.pushSubscriberCount == 1 })
+        await running.triggerShutdown()
+        let draining = await eventually {
+            running.worker.assignedPartitionCount > 0
+                && running.worker.pausedPartitionCount == running.worker.assignedPartitionCount
+        }
+        #expect(draining, "the drain started")
+        #expect(running.worker.inFlightCount > 0, "the drain awaits a held job")
+        #expect(fixture.simulator.pushSubscriberCount == 1, "the push connection is still subscribed")
+        fixture.simulator.releaseJobs()
+        let ended = await running.ended(within: .seconds(60))
+        #expect(ended?.succeeded == true)
+        let everyID = Set(uploads.map(\.rawValue))
+        let events = try await fixture.read(fixture.resultsTopic) { messages in
+            Set(messages.flatMap { (try? ReadEvent($0))?.upload_ids ?? [] }) == everyID
+        }
+        #expect(Set(try events.map(ReadEvent.init).flatMap(\.upload_ids)) == everyID, "the drain reported every id")
+        #expect(
+            await eventually { fixture.simulator.pushSubscriberCount == 0 }, "the connection closed after the drain")
+        await producer.close()
+        await fixture.simulator.shutdown()
+    }
+
     @Test func pushRequiredButUnavailableStopsTheWorkerBeforeAnyWork() async throws {
         let fixture = try await PipelineFixture(simulator: Self.simulator(push: SimulatorPush(enabled: false)))
         let uploads = Array(fixture.simulator.uploadIDs(environment: nil).prefix(10))
