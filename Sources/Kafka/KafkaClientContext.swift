@@ -15,10 +15,16 @@ final class KafkaClientContext: Sendable {
         var consumerLag: [TopicPartition: Int64] = [:]
         var rebalances: [RebalanceEvent] = []
         var wasAssigned = false
+        /// Whether the round the statistics show the member rejoining in has been reported.
+        var rejoinReported = false
     }
 
-    init(logger: Logger) {
+    /// Whether rebalances are recorded for the consumer's polls to return.
+    let reportsRebalances: Bool
+
+    init(logger: Logger, reportsRebalances: Bool = false) {
         self.logger = logger
+        self.reportsRebalances = reportsRebalances
     }
 
     var opaque: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -43,8 +49,19 @@ final class KafkaClientContext: Sendable {
         }
     }
 
-    func record(consumerLag: [TopicPartition: Int64]) {
-        state.withLock { $0.consumerLag = consumerLag }
+    /// Keeps the lag of a statistics report and, for a consumer that reports rebalances, reports the start of a
+    /// round the first time a report shows the member rejoining.
+    func record(_ statistics: KafkaStatistics) {
+        state.withLock { state in
+            state.consumerLag = statistics.consumerLag
+            guard reportsRebalances else { return }
+            if !statistics.isRejoining {
+                state.rejoinReported = false
+            } else if !state.rejoinReported {
+                state.rejoinReported = true
+                state.rebalances.append(.rejoining)
+            }
+        }
     }
 
     /// Whether librdkafka has handed this consumer an assignment (possibly empty) at least once.
@@ -56,7 +73,11 @@ final class KafkaClientContext: Sendable {
 
     /// Keeps a rebalance the rebalance callback saw (on the poll thread) for the poll that served it to return.
     func record(rebalance: RebalanceEvent) {
-        state.withLock { $0.rebalances.append(rebalance) }
+        state.withLock { state in
+            state.rebalances.append(rebalance)
+            // The round is over: a report of the member rejoining again is a new round.
+            if case .assigned = rebalance { state.rejoinReported = false }
+        }
     }
 
     /// The rebalances recorded since the last call, oldest first.
@@ -92,7 +113,7 @@ final class KafkaClientContext: Sendable {
         rd_kafka_conf_set_stats_cb(conf) { rk, json, length, _ in
             guard let context = KafkaClientContext.from(rk), let json else { return 0 }
             let bytes = Data(bytes: json, count: length)
-            if let lag = KafkaStatistics.consumerLag(fromJSON: bytes) { context.record(consumerLag: lag) }
+            if let statistics = KafkaStatistics(json: bytes) { context.record(statistics) }
             return 0
         }
     }

@@ -90,6 +90,11 @@ public enum RebalanceEvent: Sendable, Hashable {
     /// committed. `lost` means the group already gave them to another member (session timed out): they are
     /// unassigned already, committing is pointless and the work may be duplicated.
     case revoked([TopicPartition], lost: Bool)
+    /// The member has begun rejoining its group (its JoinGroup or SyncGroup is pending), as librdkafka's statistics
+    /// report it: up to `statistics.interval.ms` late. The round ends with the next `assigned` (empty when nothing
+    /// changes here). A commit sent meanwhile waits behind the pending request and is then answered for the
+    /// generation that ended (`ILLEGAL_GENERATION`, which librdkafka takes for a lost assignment).
+    case rejoining
 }
 
 /// What one poll of a consumer returned, in the order librdkafka served it: a message after a rebalance event

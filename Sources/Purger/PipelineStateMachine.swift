@@ -179,8 +179,11 @@ public struct PipelineStateMachine: Sendable {
         var urgent = false
         /// The orphaned offsets the running commit carries.
         var orphaned: [TopicPartition: Int64] = [:]
-        /// Whether a refused commit waits for the end of the group's round (the member's next assignment).
+        /// Whether commits wait for the end of the group's round (the member's next assignment): one was refused,
+        /// or the member is rejoining.
         var awaitingRound = false
+        /// Whether commits waited for a round (the member was rejoining) since the last one landed.
+        var heldForRound = false
     }
 
     /// How often a failed commit is tried again before it counts as done.
@@ -394,6 +397,16 @@ public struct PipelineStateMachine: Sendable {
                 // Pending ids of the revoked partitions go out now rather than wait for their batch to fill.
                 ready += batcher.flushAll()
             }
+        case .rebalance(.rejoining):
+            // A commit sent now would wait behind the member's JoinGroup and be answered for the generation that
+            // ended, which librdkafka takes for a lost assignment, and its rejoin restarts the round for every
+            // member: commits wait for the round to end, as a refused one does. Not during a revocation, which the
+            // round waits for (and which commits with the generation that revokes).
+            if revocation == nil, !commits.awaitingRound {
+                commits.awaitingRound = true
+                commits.heldForRound = true
+                commits.retryAt = now.advanced(by: configuration.commitRoundTimeout)
+            }
         case .message(let message):
             accept(message, now: now, wallNow: wallNow, into: &actions)
         }
@@ -495,6 +508,7 @@ public struct PipelineStateMachine: Sendable {
             return
         }
         commits.refusals = 0
+        commits.heldForRound = false
         commits.landed = commits.started
         if error == nil {
             for (partition, offset) in commits.orphaned where orphaned[partition] == offset {
@@ -569,9 +583,10 @@ public struct PipelineStateMachine: Sendable {
     }
 
     /// The last commit's own deadline, extended to the end of the drain's budget while lost partitions may still
-    /// come back or the group refuses the commit (members leaving at once keep it rebalancing for a while).
+    /// come back, or the group refuses the commit or is between generations (members leaving at once keep it
+    /// rebalancing for a while).
     private func finishingDeadline(_ deadline: ContinuousClock.Instant) -> ContinuousClock.Instant {
-        guard !limbo.isEmpty || commits.refusals > 0, let drainDeadline else { return deadline }
+        guard !limbo.isEmpty || commits.refusals > 0 || commits.heldForRound, let drainDeadline else { return deadline }
         return max(deadline, drainDeadline)
     }
 

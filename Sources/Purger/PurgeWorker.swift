@@ -18,8 +18,9 @@ public final class PurgeWorker: Service, Sendable {
         public var configuration: PurgerConfiguration
         /// The broker list.
         public var bootstrapServers: String
-        /// How often librdkafka reports statistics (consumer lag).
-        public var statisticsInterval: Duration = .seconds(5)
+        /// How often librdkafka reports statistics: consumer lag, and whether the member is rejoining its group
+        /// (no commit starts then, see ``PipelineStateMachine``), which is why it is this often.
+        public var statisticsInterval: Duration = .milliseconds(250)
 
         /// Settings from a validated configuration, for `run`.
         public init(configuration: PurgerConfiguration, bootstrapServers: String) {

@@ -76,12 +76,19 @@ struct KafkaFaultTests {
         #expect(ContinuousClock.now - started < .seconds(6))
     }
 
-    @Test func parsesConsumerLagFromAStatisticsDocument() throws {
+    @Test func readsConsumerLagAndTheJoinStateFromAStatisticsDocument() throws {
         let json = """
-            {"topics":{"requests":{"partitions":{"0":{"consumer_lag":12},"1":{"consumer_lag":-1},"-1":{"consumer_lag":0}}}}}
+            {"cgrp":{"state":"up","join_state":"wait-join"},
+             "topics":{"requests":{"partitions":{"0":{"consumer_lag":12},"1":{"consumer_lag":-1},"-1":{"consumer_lag":0}}}}}
             """
-        let lag = try #require(KafkaStatistics.consumerLag(fromJSON: Data(json.utf8)))
-        #expect(lag == [TopicPartition(topic: "requests", partition: 0): 12])
-        #expect(KafkaStatistics.consumerLag(fromJSON: Data("not json".utf8)) == nil)
+        let statistics = try #require(KafkaStatistics(json: Data(json.utf8)))
+        #expect(statistics.consumerLag == [TopicPartition(topic: "requests", partition: 0): 12])
+        #expect(statistics.groupJoinState == "wait-join")
+        #expect(statistics.isRejoining)
+        let steady = try #require(KafkaStatistics(json: Data(#"{"cgrp":{"join_state":"steady"}}"#.utf8)))
+        #expect(!steady.isRejoining)
+        let producer = try #require(KafkaStatistics(json: Data(#"{"topics":{}}"#.utf8)))
+        #expect(producer.groupJoinState == nil && !producer.isRejoining)
+        #expect(KafkaStatistics(json: Data("not json".utf8)) == nil)
     }
 }

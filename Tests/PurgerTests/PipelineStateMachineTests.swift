@@ -493,6 +493,42 @@ import Testing
         #expect(harness.handle(.committed(nil)).finishes.count == 1)
     }
 
+    /// The statistics say the member is rejoining: a commit would wait behind its JoinGroup and be refused for the
+    /// generation that ended, so none starts before the round ends; a revocation meanwhile still commits.
+    @Test func noCommitStartsWhileTheMemberRejoinsItsGroup() throws {
+        var harness = Harness(shutdownTimeout: .seconds(600), partitions: [0, 1], commitsLandAtOnce: false)
+        let jobs = harness.consume([uploadIDs(1...3)], from: 0, partition: 0).submitted
+        harness.handle(.consumed([.rebalance(.rejoining)], wallNow: Date()))
+        harness.handle(.stopRequested)
+        let finished = harness.complete(jobs[0])
+        #expect(finished.storedOffsets == [Self.partition(0): 1])
+        #expect(finished.commits == 0, "not while the member rejoins")
+        #expect(harness.advance(by: .seconds(9)).commits == 0)
+        #expect(
+            harness.advance(by: .milliseconds(900)).finishes.isEmpty,
+            "the last commit waits past its own timeout, within the drain's budget")
+        #expect(harness.assign([]).commits == 1, "the round ended")
+        #expect(harness.handle(.committed(nil)).finishes.count == 1)
+
+        // A revocation during a rejoin commits (the round waits for it).
+        var revoking = Harness(shutdownTimeout: .seconds(600), partitions: [0, 1], commitsLandAtOnce: false)
+        let job = try #require(revoking.consume([uploadIDs(1...3)], from: 0, partition: 0).submitted.first)
+        revoking.handle(.consumed([.rebalance(.rejoining)], wallNow: Date()))
+        revoking.revoke([0])
+        let revoked = revoking.complete(job)
+        #expect(
+            revoked.commits + revoking.advance(by: .milliseconds(100)).commits == 1, "the revocation's commit goes")
+        #expect(revoking.handle(.committed(nil)).revocationsCompleted == [[Self.partition(0)]])
+
+        // A round that never ends holds commits for the round timeout only.
+        var stuck = Harness(partitions: [0], commitsLandAtOnce: false)
+        let stuckJob = try #require(stuck.consume([uploadIDs(1...3)], from: 0).submitted.first)
+        stuck.handle(.consumed([.rebalance(.rejoining)], wallNow: Date()))
+        stuck.complete(stuckJob)
+        #expect(stuck.advance(by: .milliseconds(9_999)).commits == 0)
+        #expect(stuck.advance(by: .milliseconds(1)).commits == 1)
+    }
+
     // MARK: - Stop, drain and failure
 
     @Test func aStopSubmitsPendingIDsWaitsForJobsAndTheirEventsCommitsAndFinishes() throws {

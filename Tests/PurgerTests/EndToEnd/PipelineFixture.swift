@@ -62,9 +62,7 @@ final class PipelineFixture: Sendable {
         configuration.kafkaProperties = [
             "session.timeout.ms": "6000", "heartbeat.interval.ms": "300", "topic.metadata.refresh.interval.ms": "1000",
         ].merging(kafkaProperties) { $1 }
-        var settings = PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers)
-        settings.statisticsInterval = .milliseconds(500)
-        return settings
+        return PurgeWorker.Settings(configuration: configuration, bootstrapServers: cluster.bootstrapServers)
     }
 
     func client(token: String = token, jobTimeout: Duration = .seconds(60), logger: Logger = quietLogger) -> CMAClient {
