@@ -50,6 +50,10 @@ struct BenchReplicas {
         var exitStatuses: [Int32?]
         /// Requests reported when the children were stopped (all of them unless `stopAfter`).
         var reportedAtStop: Int
+        /// Whether the children were stopped mid-run (`stopAfter` below the number of requests).
+        var stoppedMidRun: Bool
+        /// Deletions the events report, the drains' included: the simulator's deletions, if every one was told.
+        var reportedDeletions: Int
         /// Partitions whose committed offset is exactly where the reported requests end, once every child stopped.
         var partitionsCommittedToReported: Int
         /// Reported requests at or past the committed offsets: what the next start does again.
@@ -129,8 +133,9 @@ struct BenchReplicas {
         _ = try await everything.follow(
             topic: BenchFixtures.resultsTopic, bootstrapServers: cluster.bootstrapServers, expected: .max,
             timeout: .seconds(5), logger: logger)
+        let told = everything.snapshot()
         let commits = try await Self.committedAgainstReported(
-            everything.snapshot().reportedOffsets, group: childEnvironment["KAFKA_GROUP_ID"] ?? "upload-purger",
+            told.reportedOffsets, group: childEnvironment["KAFKA_GROUP_ID"] ?? "upload-purger",
             partitions: partitions, bootstrapServers: cluster.bootstrapServers, logger: logger)
 
         let tally = collector.snapshot()
@@ -150,7 +155,8 @@ struct BenchReplicas {
                 sampler.series, total: stats.deletions, from: 0.1, to: 0.9, minimumSeconds: 0) ?? 0,
             ceilingPerSecond: perSecond * Double(CMAClient.maximumBulkSize) / (1 + pollsPerJob),
             doubleDeletions: stats.doubleDeletions, exitStatuses: exitStatuses,
-            reportedAtStop: reportedAtStop, partitionsCommittedToReported: commits.partitions,
+            reportedAtStop: reportedAtStop, stoppedMidRun: (stopAfter ?? requests.count) < requests.count,
+            reportedDeletions: told.successful, partitionsCommittedToReported: commits.partitions,
             reportedNotCommitted: commits.reportedNotCommitted, committedNotReported: commits.committedNotReported,
             peakResidentBytes: workers.map(\.peakResidentBytes), logDirectory: logDirectory,
             samples: sampler.series)

@@ -116,13 +116,22 @@ extension BenchReport {
                     + "\(result.reportedNotCommitted) reported requests not committed, "
                     + "\(result.committedNotReported) committed requests not reported; stopped at "
                     + "\(result.reportedAtStop) of \(result.requests) requests reported"),
-            target(
-                "every request accounted, no double deletion",
-                result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,
-                "\(result.deleted)/\(result.uploads) deleted, \(result.events) events, "
-                    + "\(result.doubleDeletions) double deletions, exit statuses "
-                    + result.exitStatuses.map { $0.map { "\($0)" } ?? "killed" }.joined(separator: " ")),
+            result.stoppedMidRun
+                ? target(
+                    "stopped mid-run: every deletion reported, no double deletion",
+                    result.complete && result.doubleDeletions == 0 && result.reportedDeletions == result.deleted,
+                    "\(result.deleted) deleted, \(result.reportedDeletions) reported deleted (drains included), "
+                        + "\(result.doubleDeletions) double deletions, exit statuses \(exitStatuses(result))")
+                : target(
+                    "every request accounted, no double deletion",
+                    result.complete && result.doubleDeletions == 0 && result.deleted == result.uploads,
+                    "\(result.deleted)/\(result.uploads) deleted, \(result.events) events, "
+                        + "\(result.doubleDeletions) double deletions, exit statuses \(exitStatuses(result))"),
         ].joined(separator: "\n")
+    }
+
+    private static func exitStatuses(_ result: BenchReplicas.Result) -> String {
+        result.exitStatuses.map { $0.map { "\($0)" } ?? "killed" }.joined(separator: " ")
     }
 
     private static func target(_ name: String, _ met: Bool, _ figure: String) -> String {
