@@ -32,11 +32,7 @@ public final class KafkaConsumer: Sendable {
     public init(
         configuration: KafkaConsumerConfiguration, logger: Logger, revocations: RevocationHandling = .atOnce
     ) throws(KafkaError) {
-        let context: KafkaClientContext
-        switch revocations {
-        case .atOnce: context = KafkaClientContext(logger: logger)
-        case .byApplication: context = KafkaClientContext(logger: logger, reportsRebalances: true)
-        }
+        let context = KafkaClientContext(logger: logger, reportsRebalances: revocations == .byApplication)
         let conf = try NativeConfiguration.make(configuration.layers)
         context.installCommonCallbacks(on: conf)
         switch revocations {
